@@ -1,0 +1,172 @@
+"""Start a private RabbitMQ node for tests and benchmarks, without systemd or root-owned dirs.
+
+The node gets its own name, data dir, AMQP/management/distribution ports and Erlang cookie, so it
+never collides with another node on the machine.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
+CTL = Path("/usr/lib/rabbitmq/bin/rabbitmqctl")
+
+
+def rabbitmq_installed() -> bool:
+    return SERVER.exists()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _port_open(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+@dataclass
+class RabbitMQNode:
+    """One private RabbitMQ node; `start()` blocks until AMQP and management answer."""
+
+    consumer_timeout_ms: int | None = None
+    channel_tick_ms: int | None = None
+    base_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="tq-rabbit-")))
+    amqp_port: int = field(default_factory=free_port)
+    management_port: int = field(default_factory=free_port)
+    dist_port: int = field(default_factory=free_port)
+    nodename: str = field(default_factory=lambda: f"tq{os.getpid()}x{free_port()}@localhost")
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"amqp://guest:guest@127.0.0.1:{self.amqp_port}/%2F"
+
+    @property
+    def management_url(self) -> str:
+        return f"http://127.0.0.1:{self.management_port}"
+
+    def _environment(self) -> dict[str, str]:
+        home = self.base_dir / "home"
+        home.mkdir(parents=True, exist_ok=True)
+        cookie = home / ".erlang.cookie"
+        if not cookie.exists():
+            cookie.write_text(f"TQCOOKIE{self.dist_port}")
+            cookie.chmod(0o400)
+        plugins = self.base_dir / "enabled_plugins"
+        plugins.write_text("[rabbitmq_management].\n")
+        conf_lines = [
+            f"management.tcp.port = {self.management_port}",
+            "management.tcp.ip = 127.0.0.1",
+            f"listeners.tcp.default = 127.0.0.1:{self.amqp_port}",
+            "loopback_users.guest = true",
+        ]
+        if self.consumer_timeout_ms is not None:
+            conf_lines.append(f"consumer_timeout = {self.consumer_timeout_ms}")
+        (self.base_dir / "rabbitmq.conf").write_text("\n".join(conf_lines) + "\n")
+        advanced = "[]."
+        if self.channel_tick_ms is not None:
+            advanced = f"[{{rabbit, [{{channel_tick_interval, {self.channel_tick_ms}}}]}}]."
+        (self.base_dir / "advanced.config").write_text(advanced + "\n")
+        env = dict(os.environ)
+        env.update(
+            HOME=str(home),
+            RABBITMQ_NODENAME=self.nodename,
+            RABBITMQ_NODE_IP_ADDRESS="127.0.0.1",
+            RABBITMQ_NODE_PORT=str(self.amqp_port),
+            RABBITMQ_DIST_PORT=str(self.dist_port),
+            RABBITMQ_MNESIA_BASE=str(self.base_dir / "mnesia"),
+            RABBITMQ_LOG_BASE=str(self.base_dir / "log"),
+            RABBITMQ_ENABLED_PLUGINS_FILE=str(plugins),
+            RABBITMQ_CONFIG_FILE=str(self.base_dir / "rabbitmq"),
+            RABBITMQ_ADVANCED_CONFIG_FILE=str(self.base_dir / "advanced.config"),
+            RABBITMQ_PID_FILE=str(self.base_dir / "rabbit.pid"),
+            RABBITMQ_CONF_ENV_FILE=str(self.base_dir / "rabbitmq-env.conf"),
+            RABBITMQ_ALLOW_INPUT="",
+        )
+        return env
+
+    def start(self, timeout: float = 90.0) -> None:
+        env = self._environment()
+        log = open(self.base_dir / "server.out", "ab")  # noqa: SIM115 - lives as long as the node
+        self.process = subprocess.Popen(
+            [str(SERVER)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"rabbitmq-server exited early; see {self.base_dir}/server.out")
+            if _port_open(self.amqp_port) and self._management_ready():
+                return
+            time.sleep(0.2)  # waiting on an external process: no event to await
+        self.stop()
+        raise TimeoutError(f"rabbitmq-server did not start in {timeout}s; see {self.base_dir}")
+
+    def _management_ready(self) -> bool:
+        request = urllib.request.Request(f"{self.management_url}/api/overview")
+        request.add_header("Authorization", "Basic Z3Vlc3Q6Z3Vlc3Q=")  # guest:guest
+        try:
+            with urllib.request.urlopen(request, timeout=1) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    def ctl(self, *args: str, timeout: float = 60.0) -> str:
+        """Run rabbitmqctl against this node and return its output."""
+        result = subprocess.run(
+            [str(CTL), "-n", self.nodename, *args],
+            env=self._environment(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=True,
+        )
+        return result.stdout
+
+    def kill(self) -> None:
+        """SIGKILL the whole node (Erlang VM and epmd children) as a crash would."""
+        if self.process is None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait()
+        self.process = None
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        except ProcessLookupError:
+            pass
+        self.process = None
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.base_dir, ignore_errors=True)

@@ -1,0 +1,3 @@
+from tui_queue.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,112 @@
+"""Messages as the broker keeps them: the client's raw properties, passed through untouched."""
+
+from __future__ import annotations
+
+import struct
+
+from tui_queue.broker.codec import Reader, Table, Typed, encode_table
+
+_CONTENT_HEADER = struct.Struct(">HHQ")
+
+# Basic property flag bits, in wire order.
+_FLAG_CONTENT_TYPE = 0x8000
+_FLAG_CONTENT_ENCODING = 0x4000
+_FLAG_HEADERS = 0x2000
+_FLAG_DELIVERY_MODE = 0x1000
+
+
+class Message:
+    """One published message. Queues hold it by reference; the content is never re-encoded.
+
+    `properties` is the content header's property section (flags and fields) exactly as the
+    publisher sent it, as RabbitMQ passes it through.
+    """
+
+    __slots__ = ("exchange", "routing_key", "properties", "body", "persistent", "store_id")
+
+    def __init__(
+        self, exchange: str, routing_key: str, properties: bytes, body: bytes, persistent: bool
+    ) -> None:
+        self.exchange = exchange
+        self.routing_key = routing_key
+        self.properties = properties
+        self.body = body
+        self.persistent = persistent
+        # Set by the durable store once the message has a row there.
+        self.store_id: int | None = None
+
+    def content_header(self, properties: bytes | None = None) -> bytes:
+        """The content header payload (class 60) for this message."""
+        props = self.properties if properties is None else properties
+        return _CONTENT_HEADER.pack(60, 0, len(self.body)) + props
+
+
+class Entry:
+    """A message's place in one queue; the same message routed to two queues has two entries."""
+
+    __slots__ = ("seq", "message", "redelivered", "delivery_count")
+
+    def __init__(self, seq: int, message: Message) -> None:
+        self.seq = seq
+        self.message = message
+        self.redelivered = False
+        # Quorum queues report returns as the x-delivery-count header.
+        self.delivery_count = 0
+
+
+def _skip_shortstr(reader: Reader) -> None:
+    reader.pos += 1 + reader.data[reader.pos]
+    if reader.pos > reader.end:
+        raise ValueError("truncated")
+
+
+def _headers_span(properties: bytes) -> tuple[int, int, int]:
+    """Flags and the [start, end) byte range where the headers table is or would go."""
+    reader = Reader(properties)
+    flags = reader.short()
+    while reader.data[reader.pos - 1] & 1:  # continuation flag words: none defined for basic
+        reader.short()
+    if flags & _FLAG_CONTENT_TYPE:
+        _skip_shortstr(reader)
+    if flags & _FLAG_CONTENT_ENCODING:
+        _skip_shortstr(reader)
+    start = reader.pos
+    if flags & _FLAG_HEADERS:
+        size = reader.long()
+        reader.pos += size
+    return flags, start, reader.pos
+
+
+def is_persistent(properties: bytes) -> bool:
+    """delivery_mode == 2; a property section that cannot be read counts as transient."""
+    try:
+        flags, _, end = _headers_span(properties)
+        if not flags & _FLAG_DELIVERY_MODE:
+            return False
+        return properties[end] == 2
+    except (ValueError, IndexError):
+        return False
+
+
+def headers_of(properties: bytes) -> Table:
+    try:
+        flags, start, _ = _headers_span(properties)
+        if not flags & _FLAG_HEADERS:
+            return {}
+        return Reader(properties, start).table()
+    except (ValueError, IndexError):
+        return {}
+
+
+def with_header(properties: bytes, key: str, value: Typed) -> bytes:
+    """The property section with one header set, every other byte as the publisher sent it."""
+    flags, start, end = _headers_span(properties)
+    table: Table = {}
+    if flags & _FLAG_HEADERS:
+        table = dict(Reader(properties, start, end).table())
+    table.pop(key, None)
+    table = {key: value, **table}
+    new_flags = flags | _FLAG_HEADERS
+    return (
+        new_flags.to_bytes(2, "big") + properties[2:start] + encode_table(table) + properties[end:]
+    )

@@ -1,0 +1,448 @@
+"""The virtual host's state: queues, exchanges and bindings, and the rules for changing them.
+
+Nothing here knows about sockets or frames; channels call these methods and turn the raised
+AMQPError into channel.close or connection.close.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from collections.abc import Callable
+from typing import Any
+
+from tui_queue.broker.codec import Table, Typed
+from tui_queue.broker.errors import (
+    AMQPError,
+    access_refused,
+    command_invalid,
+    not_found,
+    precondition_failed,
+    resource_locked,
+)
+from tui_queue.broker.exchanges import EXCHANGE_TYPES, Binding, Exchange
+from tui_queue.broker.message import headers_of
+from tui_queue.broker.queues import Queue, QuorumQueue
+
+PREDECLARED_EXCHANGES = (
+    ("", "direct"),
+    ("amq.direct", "direct"),
+    ("amq.fanout", "fanout"),
+    ("amq.topic", "topic"),
+    ("amq.headers", "headers"),
+    ("amq.match", "headers"),
+)
+
+# Queue arguments RabbitMQ compares when a queue is declared again (rabbit_amqqueue:declare_args).
+EQUIVALENCE_ARGS = (
+    "x-expires",
+    "x-message-ttl",
+    "x-dead-letter-exchange",
+    "x-dead-letter-routing-key",
+    "x-max-length",
+    "x-max-length-bytes",
+    "x-max-in-memory-length",
+    "x-max-in-memory-bytes",
+    "x-max-priority",
+    "x-overflow",
+    "x-queue-mode",
+    "x-single-active-consumer",
+    "x-queue-type",
+    "x-quorum-initial-group-size",
+    "x-delivery-limit",
+    "x-queue-master-locator",
+    "x-queue-leader-locator",
+    "x-initial-cluster-size",
+    "x-max-age",
+    "x-stream-max-segment-size-bytes",
+)
+
+_TYPE_CLASS = {
+    "byte": "int",
+    "unsignedbyte": "int",
+    "short": "int",
+    "unsignedshort": "int",
+    "signedint": "int",
+    "unsignedint": "int",
+    "long": "int",
+    "float": "float",
+    "double": "float",
+}
+
+LOCKED_TEXT = (
+    "cannot obtain exclusive access to locked {resource}. It could be originally declared on "
+    "another connection or the exclusive property value does not match that of the original "
+    "declaration."
+)
+
+
+def server_generated_name(prefix: str) -> str:
+    """`amq.gen-` / `amq.ctag-` plus 22 base64url characters, as rabbit_guid makes them."""
+    return prefix + base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("=")
+
+
+def _erlang_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
+def _describe(typed: Typed | None) -> str:
+    if typed is None:
+        return "none"
+    return f"the value '{_erlang_value(typed.value)}' of type '{typed.type}'"
+
+
+class VirtualHost:
+    def __init__(self, name: str = "/") -> None:
+        self.name = name
+        self.queues: dict[str, Queue] = {}
+        self.exchanges: dict[str, Exchange] = {}
+        for exchange_name, kind in PREDECLARED_EXCHANGES:
+            self.exchanges[exchange_name] = Exchange(exchange_name, kind, True, False, False, {})
+        self.exchanges["amq.rabbitmq.trace"] = Exchange(
+            "amq.rabbitmq.trace", "topic", True, False, True, {}
+        )
+        # Set by the durable store to hear about changes worth writing down.
+        self.on_queue_created: Callable[[Queue], None] | None = None
+        self.on_queue_deleted: Callable[[Queue], None] | None = None
+        self.on_exchange_created: Callable[[Exchange], None] | None = None
+        self.on_exchange_deleted: Callable[[Exchange], None] | None = None
+        self.on_binding_changed: Callable[[Exchange, Binding, Table, bool], None] | None = None
+
+    # ----------------------------------------------------------------- names
+
+    def describe_queue(self, name: str) -> str:
+        return f"queue '{name}' in vhost '{self.name}'"
+
+    def describe_exchange(self, name: str) -> str:
+        return f"exchange '{name}' in vhost '{self.name}'"
+
+    def queue_not_found(self, name: str) -> AMQPError:
+        return not_found(f"no {self.describe_queue(name)}")
+
+    def exchange_not_found(self, name: str) -> AMQPError:
+        return not_found(f"no {self.describe_exchange(name)}")
+
+    # ----------------------------------------------------------------- queues
+
+    def lookup_queue(self, name: str, owner: object) -> Queue:
+        """A queue this connection may use: 404 if missing, 405 if another's exclusive queue."""
+        queue = self.queues.get(name)
+        if queue is None:
+            raise self.queue_not_found(name)
+        self.check_exclusive_access(queue, owner)
+        return queue
+
+    def check_exclusive_access(self, queue: Queue, owner: object) -> None:
+        if queue.exclusive_owner is not None and queue.exclusive_owner is not owner:
+            raise resource_locked(LOCKED_TEXT.format(resource=self.describe_queue(queue.name)))
+
+    def declare_queue(
+        self,
+        name: str,
+        *,
+        passive: bool,
+        durable: bool,
+        exclusive: bool,
+        auto_delete: bool,
+        arguments: Table,
+        owner: object,
+    ) -> Queue:
+        if passive:
+            return self.lookup_queue(name, owner)
+        if not name:
+            name = server_generated_name("amq.gen-")
+        elif name.startswith("amq."):
+            raise access_refused(f"queue name '{name}' contains reserved prefix 'amq.*'")
+        durable = durable and not exclusive
+        exclusive_owner = owner if exclusive else None
+        existing = self.queues.get(name)
+        if existing is not None:
+            self._assert_queue_equivalence(
+                existing, durable, auto_delete, arguments, exclusive_owner
+            )
+            return existing
+        queue_type = self._queue_type(name, arguments)
+        if queue_type == "quorum":
+            for failed, prop in (
+                (auto_delete, "auto-delete"),
+                (exclusive, "exclusive-owner"),
+                (not durable, "non-durable"),
+            ):
+                if failed:
+                    raise precondition_failed(
+                        f"invalid property '{prop}' for {self.describe_queue(name)}"
+                    )
+            queue: Queue = QuorumQueue(self, name, durable, auto_delete, exclusive_owner, arguments)
+        else:
+            queue = Queue(self, name, durable, auto_delete, exclusive_owner, arguments)
+        self.queues[name] = queue
+        if self.on_queue_created is not None:
+            self.on_queue_created(queue)
+        return queue
+
+    def _queue_type(self, name: str, arguments: Table) -> str:
+        declared = arguments.get("x-queue-type")
+        if declared is None:
+            return "classic"
+        value = declared.value
+        text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+        if declared.type != "longstr" or text not in ("classic", "quorum"):
+            raise precondition_failed(
+                f"invalid arg 'x-queue-type' for {self.describe_queue(name)}: "
+                f"{{unsupported_queue_type,{text}}}"
+            )
+        return text
+
+    def _assert_queue_equivalence(
+        self,
+        queue: Queue,
+        durable: bool,
+        auto_delete: bool,
+        arguments: Table,
+        exclusive_owner: object | None,
+    ) -> None:
+        if queue.exclusive_owner is not exclusive_owner:
+            raise resource_locked(LOCKED_TEXT.format(resource=self.describe_queue(queue.name)))
+        where = self.describe_queue(queue.name)
+        for field, current, received in (
+            ("durable", queue.durable, durable),
+            ("auto_delete", queue.auto_delete, auto_delete),
+        ):
+            if current != received:
+                raise precondition_failed(
+                    f"inequivalent arg '{field}' for {where}: "
+                    f"received '{_erlang_value(received)}' but current is "
+                    f"'{_erlang_value(current)}'"
+                )
+        self._assert_args_equivalence(queue.arguments, arguments, where, EQUIVALENCE_ARGS)
+
+    @staticmethod
+    def _assert_args_equivalence(
+        current_args: Table, received_args: Table, where: str, keys: tuple[str, ...]
+    ) -> None:
+        for key in keys:
+            current = current_args.get(key)
+            received = received_args.get(key)
+            if current == received:
+                continue
+            if current is not None and received is not None:
+                same_class = _TYPE_CLASS.get(current.type, current.type) == _TYPE_CLASS.get(
+                    received.type, received.type
+                )
+                if same_class and current.value == received.value:
+                    continue
+                raise precondition_failed(
+                    f"inequivalent arg '{key}' for {where}: "
+                    f"received '{_erlang_value(received.value)}' but current is "
+                    f"'{_erlang_value(current.value)}'"
+                )
+            raise precondition_failed(
+                f"inequivalent arg '{key}' for {where}: "
+                f"received {_describe(received)} but current is {_describe(current)}"
+            )
+
+    def delete_queue(self, name: str, *, if_unused: bool, if_empty: bool, owner: object) -> int:
+        queue = self.queues.get(name)
+        if queue is None:
+            return 0
+        self.check_exclusive_access(queue, owner)
+        if if_empty and queue.message_count:
+            raise precondition_failed(f"{self.describe_queue(name)} not empty")
+        if if_unused and queue.consumer_count:
+            raise precondition_failed(f"{self.describe_queue(name)} in use")
+        return self.remove_queue(queue)
+
+    def remove_queue(self, queue: Queue) -> int:
+        """Delete a queue: consumers are told, ready messages dropped, bindings removed."""
+        if self.queues.get(queue.name) is not queue:
+            return 0
+        count = queue.message_count
+        del self.queues[queue.name]
+        queue.deleted = True
+        queue.cancel_all_consumers()
+        queue.purge()
+        for exchange in list(self.exchanges.values()):
+            for binding in [
+                b
+                for b in exchange.bindings
+                if b.destination_kind == "queue" and b.destination == queue.name
+            ]:
+                self._remove_binding(exchange, binding)
+        if self.on_queue_deleted is not None:
+            self.on_queue_deleted(queue)
+        return count
+
+    def purge_queue(self, name: str, owner: object) -> int:
+        return self.lookup_queue(name, owner).purge()
+
+    def maybe_auto_delete(self, queue: Queue) -> None:
+        if queue.auto_delete and queue.ever_consumed and not queue.consumers:
+            self.remove_queue(queue)
+
+    def owner_gone(self, owner: object) -> None:
+        """A connection closed: its exclusive queues go with it."""
+        for queue in [q for q in self.queues.values() if q.exclusive_owner is owner]:
+            self.remove_queue(queue)
+
+    # ----------------------------------------------------------------- exchanges
+
+    def _check_not_default(self, name: str) -> None:
+        if name == "":
+            raise access_refused("operation not permitted on the default exchange")
+
+    def lookup_exchange(self, name: str) -> Exchange:
+        exchange = self.exchanges.get(name)
+        if exchange is None:
+            raise self.exchange_not_found(name)
+        return exchange
+
+    def declare_exchange(
+        self,
+        name: str,
+        kind: str,
+        *,
+        passive: bool,
+        durable: bool,
+        auto_delete: bool,
+        internal: bool,
+        arguments: Table,
+    ) -> Exchange:
+        if passive:
+            self._check_not_default(name)
+            return self.lookup_exchange(name)
+        if kind not in EXCHANGE_TYPES:
+            raise command_invalid(f"unknown exchange type '{kind}'")
+        self._check_not_default(name)
+        exchange = self.exchanges.get(name)
+        if exchange is None:
+            if name.startswith("amq."):
+                raise access_refused(f"exchange name '{name}' contains reserved prefix 'amq.*'")
+            exchange = Exchange(name, kind, durable, auto_delete, internal, arguments)
+            self.exchanges[name] = exchange
+            if self.on_exchange_created is not None:
+                self.on_exchange_created(exchange)
+            return exchange
+        where = self.describe_exchange(name)
+        for field, current, received in (
+            ("type", exchange.kind, kind),
+            ("durable", exchange.durable, durable),
+            ("auto_delete", exchange.auto_delete, auto_delete),
+            ("internal", exchange.internal, internal),
+        ):
+            if current != received:
+                raise precondition_failed(
+                    f"inequivalent arg '{field}' for {where}: "
+                    f"received '{_erlang_value(received)}' but current is "
+                    f"'{_erlang_value(current)}'"
+                )
+        self._assert_args_equivalence(exchange.arguments, arguments, where, ("alternate-exchange",))
+        return exchange
+
+    def delete_exchange(self, name: str, *, if_unused: bool) -> None:
+        self._check_not_default(name)
+        if name.startswith("amq."):
+            raise access_refused(f"deletion of system {self.describe_exchange(name)} not allowed")
+        exchange = self.exchanges.get(name)
+        if exchange is None:
+            return
+        if if_unused and exchange.bindings:
+            raise precondition_failed(f"{self.describe_exchange(name)} in use")
+        self._remove_exchange(exchange)
+
+    def _remove_exchange(self, exchange: Exchange) -> None:
+        del self.exchanges[exchange.name]
+        for binding in list(exchange.bindings):
+            self._remove_binding(exchange, binding)
+        # Bindings that point at this exchange from others go too.
+        for other in list(self.exchanges.values()):
+            for binding in [
+                b
+                for b in other.bindings
+                if b.destination_kind == "exchange" and b.destination == exchange.name
+            ]:
+                self._remove_binding(other, binding)
+        if self.on_exchange_deleted is not None:
+            self.on_exchange_deleted(exchange)
+
+    # ----------------------------------------------------------------- bindings
+
+    def _binding_ends(
+        self, source: str, destination: str, destination_kind: str, owner: object
+    ) -> Exchange:
+        self._check_not_default(destination if destination_kind == "exchange" else source)
+        self._check_not_default(source)
+        exchange = self.exchanges.get(source)
+        if exchange is None:
+            raise self.exchange_not_found(source)
+        if destination_kind == "queue":
+            self.lookup_queue(destination, owner)
+        elif destination not in self.exchanges:
+            raise self.exchange_not_found(destination)
+        return exchange
+
+    def bind(
+        self,
+        source: str,
+        destination: str,
+        destination_kind: str,
+        routing_key: str,
+        arguments: Table,
+        owner: object,
+    ) -> None:
+        exchange = self._binding_ends(source, destination, destination_kind, owner)
+        binding = Binding(
+            source, destination, destination_kind, routing_key, Binding.arguments_key(arguments)
+        )
+        if exchange.add_binding(binding, arguments) and self.on_binding_changed is not None:
+            self.on_binding_changed(exchange, binding, arguments, True)
+
+    def unbind(
+        self,
+        source: str,
+        destination: str,
+        destination_kind: str,
+        routing_key: str,
+        arguments: Table,
+        owner: object,
+    ) -> None:
+        exchange = self._binding_ends(source, destination, destination_kind, owner)
+        binding = Binding(
+            source, destination, destination_kind, routing_key, Binding.arguments_key(arguments)
+        )
+        self._remove_binding(exchange, binding)
+
+    def _remove_binding(self, exchange: Exchange, binding: Binding) -> None:
+        arguments = exchange.bindings.get(binding, {})
+        if exchange.remove_binding(binding):
+            if self.on_binding_changed is not None:
+                self.on_binding_changed(exchange, binding, arguments, False)
+            if exchange.auto_delete and not exchange.bindings and exchange.name in self.exchanges:
+                self._remove_exchange(exchange)
+
+    # ----------------------------------------------------------------- routing
+
+    def route(self, exchange: Exchange, routing_key: str, properties: bytes) -> list[Queue]:
+        if exchange.name == "":
+            queue = self.queues.get(routing_key)
+            return [queue] if queue is not None else []
+        headers = headers_of(properties) if exchange.kind == "headers" else None
+        found: dict[str, Queue] = {}
+        seen = {exchange.name}
+        pending = [exchange]
+        while pending:
+            current = pending.pop()
+            for binding in current.matches(routing_key, headers):
+                if binding.destination_kind == "queue":
+                    queue = self.queues.get(binding.destination)
+                    if queue is not None:
+                        found.setdefault(queue.name, queue)
+                elif binding.destination not in seen:
+                    seen.add(binding.destination)
+                    target = self.exchanges.get(binding.destination)
+                    if target is not None:
+                        pending.append(target)
+        return list(found.values())

@@ -1,0 +1,337 @@
+"""The typed events the engine emits, and the one thread-safe point to subscribe to them.
+
+Subscribers are called on the engine thread that emitted the event (a worker, the publisher, the
+stats poller), in emission order for that thread. They must be quick and thread-safe: the
+dashboard forwards with `post_message`, the headless runner records into an `EventWaiter`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, TypeVar
+
+from tui_queue.engine.config import KillMode, QueueSpec, WorkerSettings
+
+if TYPE_CHECKING:
+    from tui_queue.engine.ledger import LedgerTotals, WorkerCounts
+    from tui_queue.engine.stats import QueueStats
+
+log = logging.getLogger(__name__)
+
+
+class WorkerState(StrEnum):
+    CONNECTING = "connecting"
+    IDLE = "idle"
+    WORKING = "working"
+    PAUSED = "paused"  # connected and consuming, starts no new task
+    CANCELLED = "cancelled"  # basic.cancel sent: gets nothing new, finishes what it holds
+    HUNG = "hung"  # neither reads nor writes; the broker drops it at heartbeat timeout
+    KILLED = "killed"
+    RECONNECTING = "reconnecting"  # lost its connection by no wish of the user; retries
+    STOPPED = "stopped"  # thread ended (engine stop or worker removed)
+
+
+class PublishOutcome(StrEnum):
+    SENT = "sent"  # no confirms asked: handed to the socket
+    CONFIRMED = "confirmed"  # broker basic.ack
+    NACKED = "nacked"  # broker basic.nack
+    RETURNED = "returned"  # unroutable (basic.return)
+    FAILED = "failed"  # never reached the broker (connection error)
+
+
+def _now() -> float:
+    return time.monotonic()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    at: float = field(default_factory=_now)  # time.monotonic()
+
+
+# --- messages -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MessagePublished(Event):
+    message_id: str
+    seq: int
+    body: str  # preview, at most 256 characters
+    size: int  # body bytes
+    persistent: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PublishResult(Event):
+    """Outcome of one publish; with confirms off it follows the send at once (SENT)."""
+
+    message_id: str
+    seq: int
+    outcome: PublishOutcome
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MessageReceived(Event):
+    worker: str
+    message_id: str | None  # None for a message without one (another publisher)
+    seq: int | None  # None when external
+    body: str
+    delivery_tag: int
+    redelivered: bool
+    delivery_count: int | None  # x-delivery-count (quorum queues), when the broker sends it
+    auto_ack: bool
+    external: bool  # published outside this engine (tutorial new_task.py, another run)
+    dots: int
+    duplicate_delivery: bool  # already done once: at-least-once delivery at work
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkStarted(Event):
+    worker: str
+    message_id: str | None
+    seq: int | None
+    body: str
+    duration: float  # seconds of work planned (dots x seconds per dot)
+    acked_before: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkDone(Event):
+    worker: str
+    message_id: str | None
+    seq: int | None
+    body: str
+    busy: float  # seconds actually spent
+    duplicate: bool  # this message was already done before: counted in totals.duplicates
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MessageAcked(Event):
+    worker: str
+    message_id: str | None
+    seq: int | None
+    delivery_tag: int
+    before_work: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MessageRequeued(Event):
+    """A message a worker held went back to the queue (its holder died, cancelled a prefetch...)."""
+
+    message_id: str | None
+    seq: int | None
+    worker: str  # the worker that held it
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MessageLost(Event):
+    """Gone for good: auto-acked or acked before the work, and its worker died before finishing."""
+
+    message_id: str | None
+    seq: int | None
+    worker: str | None  # None when the broker lost it (restart without durability)
+    reason: str
+
+
+# --- workers ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkerAdded(Event):
+    worker: str
+    settings: WorkerSettings
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkerRemoved(Event):
+    worker: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkerStateChanged(Event):
+    worker: str
+    state: WorkerState
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkerSettingsChanged(Event):
+    worker: str
+    settings: WorkerSettings
+    # True when the change needed basic.cancel + basic.qos + basic.consume on the broker.
+    resubscribed: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkerKilled(Event):
+    worker: str
+    mode: KillMode
+    requeued: int  # held messages the broker takes back
+    lost: int  # held messages gone for good
+
+
+# --- broker, queue, stats ----------------------------------------------------------------------
+
+
+class BrokerState(StrEnum):
+    RESTARTING = "restarting"
+    UP = "up"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BrokerStateChanged(Event):
+    state: BrokerState
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueuePurged(Event):
+    queue: str
+    count: int  # what the broker said it removed
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueueRedeclared(Event):
+    spec: QueueSpec
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StatsUpdated(Event):
+    """A few times a second: the broker's view of the queue beside the ledger's totals."""
+
+    queue: QueueStats
+    totals: LedgerTotals
+    workers: tuple[WorkerCounts, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EngineError(Event):
+    """Something failed on an engine thread; the engine keeps going. One line, no traceback."""
+
+    where: str  # "worker w1", "publisher", "stats"
+    message: str
+
+
+Subscriber = Callable[[Event], None]
+E = TypeVar("E", bound=Event)
+
+
+class Subscription:
+    def __init__(self, bus: EventBus, callback: Subscriber) -> None:
+        self._bus = bus
+        self.callback = callback
+
+    def close(self) -> None:
+        self._bus.unsubscribe(self)
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
+class EventBus:
+    """The engine's one subscription point. Thread-safe; callbacks run on the emitting thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        # Copy-on-write tuple: emit() reads it without the lock, so emitting stays cheap.
+        self._subscriptions: tuple[Subscription, ...] = ()
+
+    def subscribe(self, callback: Subscriber) -> Subscription:
+        subscription = Subscription(self, callback)
+        with self._lock:
+            self._subscriptions = (*self._subscriptions, subscription)
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        with self._lock:
+            self._subscriptions = tuple(s for s in self._subscriptions if s is not subscription)
+
+    @property
+    def has_subscribers(self) -> bool:
+        return bool(self._subscriptions)
+
+    def emit(self, event: Event) -> None:
+        for subscription in self._subscriptions:
+            try:
+                subscription.callback(event)
+            except Exception:  # a broken subscriber must not take an engine thread down
+                log.exception("event subscriber failed on %r", event)
+
+
+class EventWaiter:
+    """Records events and lets a thread wait, with a deadline, for a condition they make true.
+
+    Every event wakes the waiters, which re-check their predicate: no polling loop.
+    """
+
+    def __init__(
+        self,
+        bus: EventBus,
+        keep: Callable[[Event], bool] | None = None,
+        maxlen: int | None = None,
+    ) -> None:
+        self._condition = threading.Condition()
+        self._keep = keep
+        self._events: deque[Event] = deque(maxlen=maxlen)
+        self._subscription = bus.subscribe(self._on_event)
+
+    def _on_event(self, event: Event) -> None:
+        with self._condition:
+            if self._keep is None or self._keep(event):
+                self._events.append(event)
+            self._condition.notify_all()
+
+    @property
+    def events(self) -> list[Event]:
+        with self._condition:
+            return list(self._events)
+
+    def of_type(self, kind: type[E]) -> list[E]:
+        with self._condition:
+            return [event for event in self._events if isinstance(event, kind)]
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        """True once predicate() holds (checked now and after every event), False at the deadline."""
+        with self._condition:
+            return self._condition.wait_for(predicate, timeout)
+
+    def wait_event(
+        self, kind: type[E], match: Callable[[E], bool] | None = None, timeout: float = 10.0
+    ) -> E:
+        """The first recorded event of `kind` matching `match`; raises TimeoutError at the deadline."""
+        found: list[E] = []
+
+        def seen() -> bool:
+            for event in self._events:
+                if isinstance(event, kind) and (match is None or match(event)):
+                    found.append(event)
+                    return True
+            return False
+
+        with self._condition:
+            if not self._condition.wait_for(seen, timeout):
+                raise TimeoutError(f"no {kind.__name__} event within {timeout} s")
+        return found[0]
+
+    def clear(self) -> None:
+        with self._condition:
+            self._events.clear()
+
+    def close(self) -> None:
+        self._subscription.close()
+
+    def __enter__(self) -> EventWaiter:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
