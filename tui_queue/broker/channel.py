@@ -29,7 +29,7 @@ from tui_queue.broker.errors import (
 )
 from tui_queue.broker.message import Entry, Message, is_persistent
 from tui_queue.broker.queues import Consumer, Queue, QuorumQueue
-from tui_queue.broker.vhost import server_generated_name
+from tui_queue.broker.vhost import INTEGER_TYPES, server_generated_name
 
 if TYPE_CHECKING:
     from tui_queue.broker.connection import Connection
@@ -60,12 +60,22 @@ class Delivery:
 class PendingPublish:
     """A basic.publish whose content header and body frames are still arriving."""
 
-    __slots__ = ("exchange", "routing_key", "mandatory", "properties", "remaining", "parts", "size")
+    __slots__ = (
+        "exchange",
+        "routing_key",
+        "mandatory",
+        "immediate",
+        "properties",
+        "remaining",
+        "parts",
+        "size",
+    )
 
-    def __init__(self, exchange: str, routing_key: str, mandatory: bool) -> None:
+    def __init__(self, exchange: str, routing_key: str, mandatory: bool, immediate: bool) -> None:
         self.exchange = exchange
         self.routing_key = routing_key
         self.mandatory = mandatory
+        self.immediate = immediate
         self.properties = b""
         self.remaining = -1  # -1: waiting for the content header
         self.parts: list[bytes] = []
@@ -126,6 +136,12 @@ class Channel:
     def send_method(self, cls: type, **values: Any) -> None:
         self.connection.send(encode_method(cls, self.number, **values))
 
+    def send_method_when_stored(self, cls: type, **values: Any) -> None:
+        """Reply once the change is on disk, as RabbitMQ replies to a durable declare."""
+        self.connection.broker.after_sync(
+            lambda: None if self.closing else self.send_method(cls, **values)
+        )
+
     def _ignore(self, method: Any) -> None:
         pass
 
@@ -161,26 +177,26 @@ class Channel:
             arguments=m.arguments,
         )
         if not m.nowait:
-            self.send_method(cmd.Exchange.DeclareOk)
+            self.send_method_when_stored(cmd.Exchange.DeclareOk)
 
     def _exchange_delete(self, m: Any) -> None:
         self.vhost.delete_exchange(m.exchange, if_unused=m.if_unused)
         if not m.nowait:
-            self.send_method(cmd.Exchange.DeleteOk)
+            self.send_method_when_stored(cmd.Exchange.DeleteOk)
 
     def _exchange_bind(self, m: Any) -> None:
         self.vhost.bind(
             m.source, m.destination, "exchange", m.routing_key, m.arguments, self.connection
         )
         if not m.nowait:
-            self.send_method(cmd.Exchange.BindOk)
+            self.send_method_when_stored(cmd.Exchange.BindOk)
 
     def _exchange_unbind(self, m: Any) -> None:
         self.vhost.unbind(
             m.source, m.destination, "exchange", m.routing_key, m.arguments, self.connection
         )
         if not m.nowait:
-            self.send_method(cmd.Exchange.UnbindOk)
+            self.send_method_when_stored(cmd.Exchange.UnbindOk)
 
     # ------------------------------------------------------------------ queues
 
@@ -196,7 +212,7 @@ class Channel:
         )
         self.last_queue = queue.name
         if not m.nowait:
-            self.send_method(
+            self.send_method_when_stored(
                 cmd.Queue.DeclareOk,
                 queue=queue.name,
                 message_count=queue.message_count,
@@ -216,7 +232,7 @@ class Channel:
             self.connection,
         )
         if not m.nowait:
-            self.send_method(cmd.Queue.BindOk)
+            self.send_method_when_stored(cmd.Queue.BindOk)
 
     def _queue_unbind(self, m: Any) -> None:
         routing_key = m.routing_key
@@ -225,7 +241,7 @@ class Channel:
         self.vhost.unbind(
             m.exchange, self.queue_name(m.queue), "queue", routing_key, m.arguments, self.connection
         )
-        self.send_method(cmd.Queue.UnbindOk)
+        self.send_method_when_stored(cmd.Queue.UnbindOk)
 
     def _queue_purge(self, m: Any) -> None:
         count = self.vhost.purge_queue(self.queue_name(m.queue), self.connection)
@@ -240,7 +256,7 @@ class Channel:
             owner=self.connection,
         )
         if not m.nowait:
-            self.send_method(cmd.Queue.DeleteOk, message_count=count)
+            self.send_method_when_stored(cmd.Queue.DeleteOk, message_count=count)
 
     # ------------------------------------------------------------------ consuming
 
@@ -266,8 +282,15 @@ class Channel:
             raise not_implemented(
                 f"{self.vhost.describe_queue(queue.name)} does not support global qos"
             )
+        priority = 0
         priority_arg = m.arguments.get("x-priority")
-        priority = priority_arg.value if priority_arg and isinstance(priority_arg.value, int) else 0
+        if priority_arg is not None:
+            if priority_arg.type not in INTEGER_TYPES:
+                raise precondition_failed(
+                    f"invalid arg 'x-priority' for {self.vhost.describe_queue(queue.name)}: "
+                    f'"expected integer, got {priority_arg.type}"'
+                )
+            priority = priority_arg.value
         consumer = Consumer(
             tag,
             self,
@@ -298,7 +321,10 @@ class Channel:
         if self.consumers.pop(consumer.tag, None) is None or self.closing:
             return
         if self.connection.client_capability("consumer_cancel_notify"):
-            self.send_method(cmd.Basic.Cancel, consumer_tag=consumer.tag, nowait=True)
+            # Sent on the next loop turn, so a queue.delete-ok on this connection goes first.
+            self.connection.loop.call_soon(
+                lambda: self.send_method(cmd.Basic.Cancel, consumer_tag=consumer.tag, nowait=True)
+            )
 
     def can_send(self, consumer: Consumer) -> bool:
         if self.closing or not self.flow_active or self.connection.write_blocked:
@@ -348,6 +374,8 @@ class Channel:
         else:
             queue.stats.get += 1
             queue.unacked += 1
+            if isinstance(queue, QuorumQueue):
+                queue.checked_out_gets += 1
             self.unacked[tag] = Delivery(queue, entry, None, time.monotonic())
         message = entry.message
         method = b"".join(
@@ -419,6 +447,8 @@ class Channel:
                 consumer.unacked -= 1
                 self.limited_unacked -= 1
                 touched[id(consumer)] = consumer
+            else:
+                _get_settled(delivery.queue)
             if outcome == "ack":
                 delivery.queue.settled(delivery.entry)
             elif outcome == "drop":
@@ -428,7 +458,7 @@ class Channel:
                     delivery.entry
                 )
         for queue, entries in requeue_by_queue.values():
-            queue.requeue(entries, by_nack=outcome == "requeue")
+            queue.requeue(entries, to_back=True)
         if self.global_prefetch:
             self._unblock_consumers(list(self.consumers.values()))
         else:
@@ -439,7 +469,7 @@ class Channel:
             if consumer.blocked and self.can_send(consumer):
                 consumer.queue.unblock(consumer)
 
-    def requeue_all(self) -> None:
+    def requeue_all(self, *, to_back: bool = False) -> None:
         """Every unacked delivery goes back to its queue (channel close, recover, timeout)."""
         deliveries = list(self.unacked.values())
         self.unacked.clear()
@@ -448,14 +478,17 @@ class Channel:
             if delivery.consumer is not None:
                 delivery.consumer.unacked -= 1
                 self.limited_unacked -= 1
+            else:
+                _get_settled(delivery.queue)
             by_queue.setdefault(id(delivery.queue), (delivery.queue, []))[1].append(delivery.entry)
         for queue, entries in by_queue.values():
-            queue.requeue(entries)
+            queue.requeue(entries, to_back=to_back)
 
     def _basic_recover(self, m: Any) -> None:
         if not m.requeue:
             raise not_implemented("requeue=false")
-        self.requeue_all()
+        # Quorum queues send recovered messages to the back, like a nack.
+        self.requeue_all(to_back=True)
         self._unblock_consumers(list(self.consumers.values()))
         if isinstance(m, cmd.Basic.Recover):
             self.send_method(cmd.Basic.RecoverOk)
@@ -465,9 +498,7 @@ class Channel:
     def start_publish(
         self, exchange: str, routing_key: str, mandatory: bool, immediate: bool
     ) -> None:
-        if immediate:
-            raise not_implemented("immediate=true").at(*PUBLISH_IDS)
-        self.pending = PendingPublish(exchange, routing_key, mandatory)
+        self.pending = PendingPublish(exchange, routing_key, mandatory, immediate)
 
     def content_header(self, body_size: int, properties: bytes) -> bool:
         """Returns True when the message is complete (an empty body sends no body frame)."""
@@ -500,6 +531,9 @@ class Channel:
         pending = self.pending
         assert pending is not None
         self.pending = None
+        if pending.immediate:
+            # RabbitMQ refuses immediate=true only once the content has arrived.
+            raise not_implemented("immediate=true").at(*PUBLISH_IDS)
         parts = pending.parts
         body = parts[0] if len(parts) == 1 else b"".join(parts)
         exchange = self.vhost.exchanges.get(pending.exchange)
@@ -540,13 +574,8 @@ class Channel:
             return
         waits = 0
         for queue in queues:
-            queue.publish(message)
-            if (
-                seq
-                and message.persistent
-                and queue.durable
-                and self.connection.broker.durable_confirms
-            ):
+            entry = queue.publish(message)
+            if entry.store_id is not None:
                 waits += 1
         if seq:
             if waits:
@@ -651,3 +680,9 @@ class Channel:
         self.requeue_all()
         for consumer in consumers:
             self.vhost.maybe_auto_delete(consumer.queue)
+
+
+def _get_settled(queue: Queue) -> None:
+    """A basic.get delivery was settled or returned: a quorum queue's checkout ends."""
+    if isinstance(queue, QuorumQueue):
+        queue.checked_out_gets -= 1

@@ -16,7 +16,7 @@ from typing import Any
 
 from pamqp import commands
 
-from tui_queue.broker.errors import frame_error
+from tui_queue.broker.errors import erlang_binary, frame_error
 
 _U8 = struct.Struct(">B")
 _I8 = struct.Struct(">b")
@@ -284,7 +284,7 @@ def decode_method(payload: bytes) -> Any:
             setattr(method, name, _METHOD_FIELD_READERS[kind](reader))
     except ValueError as exc:
         raise frame_error(
-            f"cannot decode method {spec.cls.name}: {exc}", class_id, method_id
+            f"cannot decode {erlang_binary(payload[4:])}", class_id, method_id
         ) from exc
     return method
 

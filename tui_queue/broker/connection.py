@@ -34,6 +34,7 @@ from tui_queue.broker.errors import (
     access_refused,
     channel_error,
     command_invalid,
+    erlang_binary,
     frame_error,
     not_allowed,
     unexpected_frame,
@@ -44,6 +45,10 @@ if TYPE_CHECKING:
     from tui_queue.broker.server import Broker
 
 PROTOCOL_HEADER = b"AMQP\x00\x00\x09\x01"
+# RabbitMQ also answers the 0-9 and 0-8 headers with 0-9-1's connection.start.
+ACCEPTED_HEADERS = (PROTOCOL_HEADER, b"AMQP\x01\x01\x00\x09", b"AMQP\x01\x01\x08\x00")
+# States before tuning is done: RabbitMQ answers any error there by closing silently.
+HANDSHAKE_STATES = ("start_ok", "tune_ok")
 FRAME_MIN_SIZE = 4096
 # RabbitMQ allows a frame's payload up to frame_max (it adds a fudge of one frame's overhead)
 # but reports the limit as frame_max - 8.
@@ -72,20 +77,12 @@ SERVER_CAPABILITIES = (
 )
 
 
-def erlang_binary(data: bytes) -> str:
-    """How Erlang's ~p prints a binary, as it appears in RabbitMQ's frame error texts."""
-    printable = all(32 <= b <= 126 or b in (9, 10, 13) for b in data)
-    if data and printable:
-        text = (
-            data.decode("latin-1")
-            .replace("\\", "\\\\")
-            .replace('"', '\\"')
-            .replace("\n", "\\n")
-            .replace("\r", "\\r")
-            .replace("\t", "\\t")
-        )
-        return f'<<"{text}">>'
-    return "<<" + ",".join(str(b) for b in data) + ">>"
+def erlang_pretty_pair(atom: str, value: int, column: int) -> str:
+    """`{atom,value}` as Erlang's ~p prints it at `column`: wrapped past 80 columns."""
+    flat = f"{{{atom},{value}}}"
+    if column + len(flat) <= 80:
+        return flat
+    return f"{{{atom},\n{' ' * (column + 1)}{value}}}"
 
 
 def _snippet(payload: bytes) -> tuple[str, str]:
@@ -190,6 +187,9 @@ class Connection(asyncio.Protocol):
                     break
                 frame_type, channel, size = FRAME_HEADER.unpack_from(buf, pos)
                 if size > size_limit:
+                    if self.state in HANDSHAKE_STATES:
+                        self._silent_close()
+                        return
                     self._fatal_frame_error(
                         f"type {frame_type}, all octets = <<>>: "
                         f"{{frame_too_large,{size},{size_limit - FRAME_OVERHEAD}}}"
@@ -200,9 +200,13 @@ class Connection(asyncio.Protocol):
                     break
                 payload = bytes(buf[pos + 7 : end])
                 if buf[end] != _END_BYTE:
+                    if self.state in HANDSHAKE_STATES:
+                        self._silent_close()
+                        return
+                    prefix = f"{_frame_text(frame_type, payload)}: "
                     self._fatal_frame_error(
-                        f"{_frame_text(frame_type, payload)}: "
-                        f"{{invalid_frame_end_marker,{buf[end]}}}"
+                        prefix
+                        + erlang_pretty_pair("invalid_frame_end_marker", buf[end], len(prefix))
                     )
                     return
                 pos = end + 1
@@ -288,7 +292,7 @@ class Connection(asyncio.Protocol):
     # ------------------------------------------------------------------ handshake
 
     def _protocol_header(self, header: bytes) -> None:
-        if header != PROTOCOL_HEADER:
+        if header not in ACCEPTED_HEADERS:
             assert self.transport is not None
             self.transport.write(PROTOCOL_HEADER)
             self.transport.close()
@@ -313,7 +317,7 @@ class Connection(asyncio.Protocol):
                 version_major=0,
                 version_minor=9,
                 server_properties=server_properties,
-                mechanisms=b"AMQPLAIN PLAIN",
+                mechanisms=b"PLAIN AMQPLAIN",
                 locales=b"en_US",
             )
         )
@@ -325,13 +329,12 @@ class Connection(asyncio.Protocol):
     def _start_ok(self, m: Any) -> None:
         self.client_properties = m.client_properties
         mechanism = m.mechanism
-        if mechanism not in ("PLAIN", "AMQPLAIN"):
-            raise command_invalid(f"unknown authentication mechanism '{mechanism}'")
-        credentials = self._credentials(mechanism, m.response)
+        credentials = None
+        if mechanism in ("PLAIN", "AMQPLAIN"):
+            credentials = self._credentials(mechanism, m.response)
         if credentials is None:
-            # RabbitMQ drops a connection with a malformed response silently, after a pause.
-            self.state = "closing"
-            self.timers.append(self.loop.call_later(SILENT_CLOSE_DELAY, self._abort))
+            # An unknown mechanism or a malformed response: RabbitMQ just drops the socket later.
+            self._silent_close()
             return
         user, password = credentials
         ok = user == self.config.user and password == self.config.password
@@ -345,8 +348,8 @@ class Connection(asyncio.Protocol):
                         "For details see the broker logfile."
                     )
                 )
-            else:
-                self._abort()
+            # Either way the socket goes after the grace period, close-ok or not.
+            self._silent_close()
             return
         self.user = user
         self.state = "tune_ok"
@@ -457,7 +460,9 @@ class Connection(asyncio.Protocol):
             else:
                 self._channel_frame(frame_type, number, payload)
         except AMQPError as error:
-            if error.closes_connection or number == 0:
+            if self.state in HANDSHAKE_STATES:
+                self._silent_close()
+            elif error.closes_connection or number == 0:
                 self._close_connection(error)
             else:
                 self._close_channel(number, error)
@@ -519,6 +524,8 @@ class Connection(asyncio.Protocol):
             return
         channel = self.channels.get(number)
         if channel is None:
+            if frame_type in (2, 3):
+                raise unexpected_frame("expected method frame, got non method frame instead")
             self._open_channel(number, frame_type, payload)
             return
         pending = channel.pending
@@ -685,6 +692,13 @@ class Connection(asyncio.Protocol):
         self.flush()
         if self.transport is not None:
             self.transport.close()
+
+    def _silent_close(self) -> None:
+        """Stop listening and drop the socket after RabbitMQ's grace period, without a word."""
+        self.state = "closing"
+        if self.transport is not None:
+            self.transport.pause_reading()
+        self.timers.append(self.loop.call_later(SILENT_CLOSE_DELAY, self._abort))
 
     def _abort(self) -> None:
         if self.transport is not None:

@@ -94,3 +94,19 @@ def not_implemented(explanation: str) -> AMQPError:
 
 def internal_error(explanation: str) -> AMQPError:
     return AMQPError(541, explanation)
+
+
+def erlang_binary(data: bytes) -> str:
+    """How Erlang's ~p prints a binary, as it appears in RabbitMQ's frame error texts."""
+    printable = all(32 <= b <= 126 or b in (9, 10, 13) for b in data)
+    if data and printable:
+        text = (
+            data.decode("latin-1")
+            .replace("\\", "\\\\")
+            .replace('"', '\\"')
+            .replace("\n", "\\n")
+            .replace("\r", "\\r")
+            .replace("\t", "\\t")
+        )
+        return f'<<"{text}">>'
+    return "<<" + ",".join(str(b) for b in data) + ">>"

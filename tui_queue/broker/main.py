@@ -8,6 +8,7 @@ import sys
 
 from tui_queue.broker.config import BrokerConfig
 from tui_queue.broker.server import Broker
+from tui_queue.broker.store import StoreError
 
 
 async def _serve(config: BrokerConfig) -> None:
@@ -29,6 +30,9 @@ async def _serve(config: BrokerConfig) -> None:
 def run_foreground(config: BrokerConfig) -> int:
     try:
         asyncio.run(_serve(config))
+    except StoreError as exc:
+        print(f"tui-queue broker: {exc}", file=sys.stderr)
+        return 1
     except OSError as exc:
         print(
             f"tui-queue broker: cannot listen on {config.host}:{config.port}: {exc.strerror}",

@@ -22,7 +22,7 @@ class Message:
     publisher sent it, as RabbitMQ passes it through.
     """
 
-    __slots__ = ("exchange", "routing_key", "properties", "body", "persistent", "store_id")
+    __slots__ = ("exchange", "routing_key", "properties", "body", "persistent")
 
     def __init__(
         self, exchange: str, routing_key: str, properties: bytes, body: bytes, persistent: bool
@@ -32,8 +32,6 @@ class Message:
         self.properties = properties
         self.body = body
         self.persistent = persistent
-        # Set by the durable store once the message has a row there.
-        self.store_id: int | None = None
 
     def content_header(self, properties: bytes | None = None) -> bytes:
         """The content header payload (class 60) for this message."""
@@ -44,7 +42,7 @@ class Message:
 class Entry:
     """A message's place in one queue; the same message routed to two queues has two entries."""
 
-    __slots__ = ("seq", "message", "redelivered", "delivery_count")
+    __slots__ = ("seq", "message", "redelivered", "delivery_count", "store_id")
 
     def __init__(self, seq: int, message: Message) -> None:
         self.seq = seq
@@ -52,6 +50,8 @@ class Entry:
         self.redelivered = False
         # Quorum queues report returns as the x-delivery-count header.
         self.delivery_count = 0
+        # The durable store's row for this entry, while it has one.
+        self.store_id: int | None = None
 
 
 def _skip_shortstr(reader: Reader) -> None:

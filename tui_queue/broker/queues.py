@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Protocol
 
 from tui_queue.broker.codec import Table, Typed
-from tui_queue.broker.message import Entry, Message
+from tui_queue.broker.message import Entry, Message, with_header
 
 if TYPE_CHECKING:
     from tui_queue.broker.vhost import VirtualHost
@@ -28,6 +28,18 @@ class ConsumerOwner(Protocol):
     def deliver(self, consumer: Consumer, queue: Queue, entry: Entry) -> None: ...
 
     def cancelled_by_broker(self, consumer: Consumer) -> None: ...
+
+
+class EntryStore(Protocol):
+    """Where a durable queue writes down the messages that must survive a restart."""
+
+    def enqueued(self, queue: Queue, entry: Entry) -> bool: ...
+
+    def released(self, entry: Entry) -> None: ...
+
+    def delivered(self, entry: Entry) -> None: ...
+
+    def returned(self, entry: Entry) -> None: ...
 
 
 class Consumer:
@@ -121,8 +133,7 @@ class Queue:
         self.deleted = False
         self.stats = QueueStats()
         self.created_at = time.time()
-        self.on_release: Callable[[Queue, Entry], None] | None = None
-        self.on_enqueue: Callable[[Queue, Entry], None] | None = None
+        self.store: EntryStore | None = None
 
     # ------------------------------------------------------------------ messages
 
@@ -134,8 +145,8 @@ class Queue:
         entry = Entry(self.next_seq, message)
         self.next_seq += 1
         self.stats.publish += 1
-        if self.on_enqueue is not None:
-            self.on_enqueue(self, entry)
+        if self.store is not None:
+            self.store.enqueued(self, entry)
         self.ready.append(entry)
         self.ready_bytes += len(message.body)
         self.dispatch()
@@ -148,10 +159,13 @@ class Queue:
         self.ready_bytes += len(entry.message.body)
 
     def take(self) -> Entry | None:
+        """The head message, for basic.get."""
         if not self.ready:
             return None
         entry = self.ready.popleft()
         self.ready_bytes -= len(entry.message.body)
+        if entry.store_id is not None and self.store is not None:
+            self.store.delivered(entry)
         return entry
 
     def purge(self) -> int:
@@ -165,8 +179,8 @@ class Queue:
 
     def release(self, entry: Entry) -> None:
         """A message leaves this queue for good (acked, dropped, purged, or sent with no_ack)."""
-        if self.on_release is not None:
-            self.on_release(self, entry)
+        if self.store is not None:
+            self.store.released(entry)
 
     def settled(self, entry: Entry) -> None:
         """An ack-required delivery was acked."""
@@ -179,8 +193,11 @@ class Queue:
         self.unacked -= 1
         self.release(entry)
 
-    def requeue(self, entries: Iterable[Entry], *, by_nack: bool = False) -> None:
-        """Unacked deliveries come back to their original place, marked redelivered."""
+    def requeue(self, entries: Iterable[Entry], *, to_back: bool = False) -> None:
+        """Unacked deliveries come back to their original place, marked redelivered.
+
+        Classic queues treat every way back alike; `to_back` matters to quorum queues only.
+        """
         returned = sorted(entries, key=lambda e: e.seq)
         if not returned:
             return
@@ -206,6 +223,9 @@ class Queue:
             prefix.append(ready.popleft())
         merged = sorted(prefix + returned, key=lambda e: e.seq) if prefix else returned
         ready.extendleft(reversed(merged))
+
+    def _popped(self) -> None:
+        """The head of `ready` was taken (quorum queues keep count of their returns)."""
 
     def headers_for(self, entry: Entry, *, for_get: bool) -> bytes | None:
         """Replacement properties for a delivery, or None to send the publisher's own."""
@@ -265,7 +285,10 @@ class Queue:
             if consumer is None:
                 return
             entry = ready.popleft()
+            self._popped()
             self.ready_bytes -= len(entry.message.body)
+            if entry.store_id is not None and self.store is not None and not consumer.no_ack:
+                self.store.delivered(entry)
             if entry.redelivered:
                 self.stats.redeliver += 1
             if consumer.no_ack:
@@ -284,35 +307,66 @@ class Queue:
 class QuorumQueue(Queue):
     """Quorum queue semantics as RabbitMQ 3.10 shows them to a client.
 
-    A nack/reject with requeue sends the message to the back of the queue; a return on channel
-    close puts it back in its place. Redeliveries carry an x-delivery-count header.
+    Two ways back: a *return* (channel or connection gone, consumer cancelled by a crash) joins
+    a returns FIFO served before anything never delivered; a nack/reject with requeue or a
+    basic.recover sends the message to the back of the queue. Both add to x-delivery-count.
+    The returns sit at the head of `ready`, `returns` of them.
     """
 
     queue_type = "quorum"
 
-    def requeue(self, entries: Iterable[Entry], *, by_nack: bool = False) -> None:
-        if not by_nack:
-            super().requeue(entries)
-            return
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.returns = 0
+        # rabbit_fifo counts each unsettled basic.get as a consumer.
+        self.checked_out_gets = 0
+
+    @property
+    def consumer_count(self) -> int:
+        return len(self.consumers) + self.checked_out_gets
+
+    def _popped(self) -> None:
+        if self.returns:
+            self.returns -= 1
+
+    def take(self) -> Entry | None:
+        entry = super().take()
+        if entry is not None:
+            self._popped()
+        return entry
+
+    def purge(self) -> int:
+        self.returns = 0
+        return super().purge()
+
+    def requeue(self, entries: Iterable[Entry], *, to_back: bool = False) -> None:
         returned = list(entries)
+        if not returned:
+            return
         self.unacked -= len(returned)
-        for entry in returned:
-            if self.deleted:
+        if self.deleted:
+            for entry in returned:
                 self.release(entry)
-                continue
+            return
+        ready = self.ready
+        for entry in returned:
             entry.redelivered = True
             entry.delivery_count += 1
-            entry.seq = self.next_seq
-            self.next_seq += 1
-            self.ready.append(entry)
             self.ready_bytes += len(entry.message.body)
+            if to_back:
+                entry.seq = self.next_seq
+                self.next_seq += 1
+                ready.append(entry)
+            else:
+                ready.insert(self.returns, entry)
+                self.returns += 1
+            if entry.store_id is not None and self.store is not None:
+                self.store.returned(entry)
         self.dispatch()
 
     def headers_for(self, entry: Entry, *, for_get: bool) -> bytes | None:
         if entry.delivery_count == 0 and not for_get:
             return None
-        from tui_queue.broker.message import with_header
-
         return with_header(
             entry.message.properties, "x-delivery-count", Typed("long", entry.delivery_count)
         )

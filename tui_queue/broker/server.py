@@ -9,6 +9,7 @@ from collections.abc import Callable
 from tui_queue.broker.config import BrokerConfig
 from tui_queue.broker.connection import Connection
 from tui_queue.broker.errors import AMQPError
+from tui_queue.broker.store import DurableStore, RecoveryReport
 from tui_queue.broker.vhost import VirtualHost
 
 SHUTDOWN_GRACE = 2.0
@@ -25,11 +26,31 @@ class Broker:
         self._tick: asyncio.TimerHandle | None = None
         self.management: object | None = None
         self.management_port = 0
-        # Publisher confirms wait for a disk sync only when there is a durable store.
-        self.durable_confirms = False
+        self.store: DurableStore | None = None
+        self.recovery: RecoveryReport | None = None
+
+    def open_store(self) -> None:
+        """Open and load the durable store; raises StoreError naming the path if it cannot."""
+        if self.config.data_dir is None:
+            return
+        store = DurableStore(self.config.data_dir)
+        self.recovery = store.recover(self.vhost)
+        vhost = self.vhost
+        vhost.on_queue_created = store.queue_created
+        vhost.on_queue_deleted = store.queue_deleted
+        vhost.on_exchange_created = store.exchange_created
+        vhost.on_exchange_deleted = store.exchange_deleted
+        vhost.on_binding_changed = lambda _x, binding, args, added: store.binding_changed(
+            vhost, binding, args, added
+        )
+        self.store = store
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
+        if self.store is None:
+            self.open_store()
+        if self.store is not None:
+            self.store.start(loop)
         self.server = await loop.create_server(
             lambda: Connection(self), self.config.host, self.config.port, reuse_address=True
         )
@@ -46,7 +67,10 @@ class Broker:
 
     def after_sync(self, callback: Callable[[], None]) -> None:
         """Run `callback` once what was written so far is on disk (at once without a store)."""
-        callback()
+        if self.store is None:
+            callback()
+        else:
+            self.store.after_sync(callback)
 
     def _schedule_tick(self) -> None:
         loop = asyncio.get_running_loop()
@@ -82,3 +106,7 @@ class Broker:
             await self.management.stop()  # type: ignore[attr-defined]
         if self.server is not None:
             await self.server.wait_closed()
+        if self.store is not None:
+            # After the connections: their unacked messages were requeued and written first.
+            await asyncio.get_running_loop().run_in_executor(None, self.store.close)
+            self.store = None

@@ -17,6 +17,7 @@ from tui_queue.broker.errors import (
     access_refused,
     command_invalid,
     not_found,
+    not_implemented,
     precondition_failed,
     resource_locked,
 )
@@ -57,6 +58,24 @@ EQUIVALENCE_ARGS = (
     "x-stream-max-segment-size-bytes",
 )
 
+INTEGER_TYPES = frozenset(
+    {"byte", "unsignedbyte", "short", "unsignedshort", "signedint", "unsignedint", "long"}
+)
+
+# Queue arguments a quorum queue refuses outright (rabbit_quorum_queue:check_invalid_arguments).
+QUORUM_UNSUPPORTED_ARGS = ("x-max-priority", "x-queue-mode", "x-queue-master-locator")
+
+# Numeric queue arguments and their lower bound (0: may be zero, 1: must be positive).
+NUMERIC_ARGS = {
+    "x-expires": 1,
+    "x-message-ttl": 0,
+    "x-max-length": 0,
+    "x-max-length-bytes": 0,
+    "x-max-priority": 0,
+    "x-delivery-limit": 0,
+}
+MAX_PRIORITY = 255
+
 _TYPE_CLASS = {
     "byte": "int",
     "unsignedbyte": "int",
@@ -93,6 +112,11 @@ def _describe(typed: Typed | None) -> str:
     if typed is None:
         return "none"
     return f"the value '{_erlang_value(typed.value)}' of type '{typed.type}'"
+
+
+def _is_classic(queue_type: Typed | None) -> bool:
+    """An absent x-queue-type means classic, and RabbitMQ treats the two as equivalent."""
+    return queue_type is None or queue_type.value in (b"classic", "classic")
 
 
 class VirtualHost:
@@ -166,6 +190,7 @@ class VirtualHost:
             )
             return existing
         queue_type = self._queue_type(name, arguments)
+        self._check_arguments(name, queue_type, arguments)
         if queue_type == "quorum":
             for failed, prop in (
                 (auto_delete, "auto-delete"),
@@ -184,6 +209,13 @@ class VirtualHost:
             self.on_queue_created(queue)
         return queue
 
+    def restore_queue(self, name: str, kind: str, auto_delete: bool, arguments: Table) -> Queue:
+        """A durable queue read back from the store."""
+        cls = QuorumQueue if kind == "quorum" else Queue
+        queue = cls(self, name, True, auto_delete, None, arguments)
+        self.queues[name] = queue
+        return queue
+
     def _queue_type(self, name: str, arguments: Table) -> str:
         declared = arguments.get("x-queue-type")
         if declared is None:
@@ -191,11 +223,36 @@ class VirtualHost:
         value = declared.value
         text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
         if declared.type != "longstr" or text not in ("classic", "quorum"):
+            # Streams are a RabbitMQ queue type this broker does not have.
             raise precondition_failed(
                 f"invalid arg 'x-queue-type' for {self.describe_queue(name)}: "
-                f"{{unsupported_queue_type,{text}}}"
+                f"\"unsupported queue type '{text}'\""
             )
         return text
+
+    def _check_arguments(self, name: str, queue_type: str, arguments: Table) -> None:
+        where = self.describe_queue(name)
+        if queue_type == "quorum":
+            for key in QUORUM_UNSUPPORTED_ARGS:
+                if key in arguments:
+                    raise precondition_failed(
+                        f"invalid arg '{key}' for {where} of queue type rabbit_quorum_queue"
+                    )
+        for key, lowest in NUMERIC_ARGS.items():
+            value = arguments.get(key)
+            if value is None:
+                continue
+            if value.type not in INTEGER_TYPES:
+                reason = f'"expected integer, got {value.type}"'
+            elif value.value < 0:
+                reason = f"{{value_negative,{value.value}}}"
+            elif value.value < lowest:
+                reason = f"{{value_zero,{value.value}}}"
+            elif key == "x-max-priority" and value.value > MAX_PRIORITY:
+                reason = f"{{max_value_exceeded,{value.value}}}"
+            else:
+                continue
+            raise precondition_failed(f"invalid arg '{key}' for {where}: {reason}")
 
     def _assert_queue_equivalence(
         self,
@@ -227,7 +284,9 @@ class VirtualHost:
         for key in keys:
             current = current_args.get(key)
             received = received_args.get(key)
-            if current == received:
+            if current == received or (
+                key == "x-queue-type" and _is_classic(current) and _is_classic(received)
+            ):
                 continue
             if current is not None and received is not None:
                 same_class = _TYPE_CLASS.get(current.type, current.type) == _TYPE_CLASS.get(
@@ -250,6 +309,12 @@ class VirtualHost:
         if queue is None:
             return 0
         self.check_exclusive_access(queue, owner)
+        if queue.queue_type == "quorum" and (if_unused or if_empty):
+            flag = "if-unused" if if_unused else "if-empty"
+            raise not_implemented(
+                f"cannot delete {self.describe_queue(name)}. queue.delete operations with "
+                f"{flag} flag set are not supported by quorum queues"
+            )
         if if_empty and queue.message_count:
             raise precondition_failed(f"{self.describe_queue(name)} not empty")
         if if_unused and queue.consumer_count:
@@ -373,8 +438,9 @@ class VirtualHost:
     def _binding_ends(
         self, source: str, destination: str, destination_kind: str, owner: object
     ) -> Exchange:
-        self._check_not_default(destination if destination_kind == "exchange" else source)
         self._check_not_default(source)
+        if destination_kind == "exchange":
+            self._check_not_default(destination)
         exchange = self.exchanges.get(source)
         if exchange is None:
             raise self.exchange_not_found(source)
@@ -409,7 +475,13 @@ class VirtualHost:
         arguments: Table,
         owner: object,
     ) -> None:
-        exchange = self._binding_ends(source, destination, destination_kind, owner)
+        # Unbinding is lenient in RabbitMQ: a missing binding, queue or exchange is fine.
+        self._check_not_default(source)
+        if destination_kind == "exchange":
+            self._check_not_default(destination)
+        exchange = self.exchanges.get(source)
+        if exchange is None:
+            return
         binding = Binding(
             source, destination, destination_kind, routing_key, Binding.arguments_key(arguments)
         )
