@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 import struct
 import time
 from typing import TYPE_CHECKING, Any
@@ -36,6 +37,7 @@ from tui_queue.broker.errors import (
     command_invalid,
     erlang_binary,
     frame_error,
+    internal_error,
     not_allowed,
     unexpected_frame,
 )
@@ -43,6 +45,8 @@ from tui_queue.broker.message import Message
 
 if TYPE_CHECKING:
     from tui_queue.broker.server import Broker
+
+log = logging.getLogger(__name__)
 
 PROTOCOL_HEADER = b"AMQP\x00\x00\x09\x01"
 # RabbitMQ also answers the 0-9 and 0-8 headers with 0-9-1's connection.start.
@@ -469,6 +473,11 @@ class Connection(asyncio.Protocol):
         except UnknownMethod:
             # RabbitMQ's reader crashes on a method it cannot name: the socket just drops.
             self._abort()
+        except Exception:
+            # A bug of ours must cost this client its connection, never the broker.
+            self.broker.internal_errors += 1
+            log.exception("internal error on connection %s", self.peer)
+            self._close_connection(internal_error("internal error; see the broker log"))
 
     def _connection_frame(self, frame_type: int, payload: bytes) -> None:
         if frame_type != 1:

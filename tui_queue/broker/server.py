@@ -27,6 +27,8 @@ class Broker:
         self.management: object | None = None
         self.management_port = 0
         self.store: DurableStore | None = None
+        # Unexpected exceptions caught per connection; the fuzz tests insist on zero.
+        self.internal_errors = 0
         self.recovery: RecoveryReport | None = None
 
     def open_store(self) -> None:

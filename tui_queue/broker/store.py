@@ -400,4 +400,9 @@ class DurableStore:
             )
 
     def disk_bytes(self) -> int:
-        return sum(p.stat().st_size for p in self.data_dir.glob(DB_NAME + "*") if p.is_file())
+        return self.disk_bytes_of(self.data_dir)
+
+    @staticmethod
+    def disk_bytes_of(data_dir: Path) -> int:
+        """The store's size on disk, its write-ahead log included."""
+        return sum(p.stat().st_size for p in data_dir.glob(DB_NAME + "*") if p.is_file())
