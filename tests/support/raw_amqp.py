@@ -7,6 +7,7 @@ as the 7-byte header, then exactly payload + end byte, never byte by byte.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import struct
 import time
@@ -204,7 +205,9 @@ class RawAMQPClient:
         ]
         chunk = frame_max - 8
         for start in range(0, len(body), chunk):
-            parts.append(frame.marshal(pamqp_body.ContentBody(body[start : start + chunk]), channel))
+            parts.append(
+                frame.marshal(pamqp_body.ContentBody(body[start : start + chunk]), channel)
+            )
         self.send(b"".join(parts))
 
     # -- receiving -------------------------------------------------------------------------
@@ -221,9 +224,7 @@ class RawAMQPClient:
             try:
                 chunk = self.sock.recv(min(max(65536, size - len(self._buffer)), 1 << 22))
             except TimeoutError:
-                raise TimeoutError(
-                    f"waited for {size} bytes, have {len(self._buffer)}"
-                ) from None
+                raise TimeoutError(f"waited for {size} bytes, have {len(self._buffer)}") from None
             except ConnectionResetError:
                 chunk = b""
             if not chunk:
@@ -241,10 +242,8 @@ class RawAMQPClient:
     def read_available(self, timeout: float | None = None) -> bytes:
         """Everything that arrives until EOF or the time limit, whichever comes first."""
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
-        try:
+        with contextlib.suppress(TimeoutError, ConnectionClosedByPeer):
             self._fill(len(self._buffer) + (1 << 30), deadline)
-        except (TimeoutError, ConnectionClosedByPeer):
-            pass
         data = bytes(self._buffer)
         self._buffer.clear()
         return data
@@ -297,7 +296,10 @@ class RawAMQPClient:
                 return received
 
     def expect(
-        self, method_type: type[MethodFrame], channel: int | None = None, timeout: float | None = None
+        self,
+        method_type: type[MethodFrame],
+        channel: int | None = None,
+        timeout: float | None = None,
     ) -> MethodFrame:
         """The next non-heartbeat frame, which must be `method_type` (on `channel`)."""
         received = self.read_until(lambda _f: True, timeout)
@@ -310,7 +312,9 @@ class RawAMQPClient:
         assert received.method is not None
         return received.method
 
-    def wait_for_close(self, timeout: float | None = None, *, reply_close_ok: bool = False) -> Closing:
+    def wait_for_close(
+        self, timeout: float | None = None, *, reply_close_ok: bool = False
+    ) -> Closing:
         """Read until connection.close and then EOF (or the time limit), recording both.
 
         With reply_close_ok, answer the server's close with close-ok as pika would.
@@ -429,8 +433,6 @@ class RawAMQPClient:
 
     def close_connection(self, timeout: float | None = None) -> None:
         self.send_frame(commands.Connection.Close(200, "bye", 0, 0))
-        try:
+        with contextlib.suppress(TimeoutError, ConnectionClosedByPeer):
             self.read_until(lambda f: f.is_method(commands.Connection.CloseOk), timeout)
-        except (TimeoutError, ConnectionClosedByPeer):
-            pass
         self.close()

@@ -504,14 +504,9 @@ class Channel:
         """Returns True when the message is complete (an empty body sends no body frame)."""
         pending = self.pending
         assert pending is not None
-        limit = self.connection.config.max_message_size
-        if body_size > limit:
-            self.pending = None
-            raise precondition_failed(
-                f"message size {body_size} is larger than configured max size {limit}"
-            ).at(*PUBLISH_IDS)
         pending.properties = properties
         pending.remaining = body_size
+        pending.size = body_size
         if body_size == 0:
             self._finish_publish()
             return True
@@ -520,7 +515,10 @@ class Channel:
     def content_body(self, fragment: bytes) -> bool:
         pending = self.pending
         assert pending is not None
-        pending.parts.append(fragment)
+        # An oversized message is refused once it has all arrived, as RabbitMQ does; its bytes
+        # are counted, never kept.
+        if pending.size <= self.connection.config.max_message_size:
+            pending.parts.append(fragment)
         pending.remaining -= len(fragment)
         if pending.remaining == 0:
             self._finish_publish()
@@ -534,6 +532,11 @@ class Channel:
         if pending.immediate:
             # RabbitMQ refuses immediate=true only once the content has arrived.
             raise not_implemented("immediate=true").at(*PUBLISH_IDS)
+        limit = self.connection.config.max_message_size
+        if pending.size > limit:
+            raise precondition_failed(
+                f"message size {pending.size} is larger than configured max size {limit}"
+            ).at(*PUBLISH_IDS)
         parts = pending.parts
         body = parts[0] if len(parts) == 1 else b"".join(parts)
         exchange = self.vhost.exchanges.get(pending.exchange)

@@ -222,6 +222,10 @@ class Connection(asyncio.Protocol):
             for channel_obj in self.confirm_channels:
                 channel_obj.flush_confirms()
             self.confirm_channels.clear()
+            # Replies to what was just read go out now rather than a loop turn later: a client
+            # waiting on each reply (prefetch 1, a confirm per publish) feels every turn.
+            if self.out:
+                self.flush()
 
     # ------------------------------------------------------------------ output
 

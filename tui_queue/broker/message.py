@@ -104,8 +104,9 @@ def with_header(properties: bytes, key: str, value: Typed) -> bytes:
     table: Table = {}
     if flags & _FLAG_HEADERS:
         table = dict(Reader(properties, start, end).table())
-    table.pop(key, None)
-    table = {key: value, **table}
+    table[key] = value
+    # RabbitMQ re-encodes the headers it touches sorted by key.
+    table = dict(sorted(table.items()))
     new_flags = flags | _FLAG_HEADERS
     return (
         new_flags.to_bytes(2, "big") + properties[2:start] + encode_table(table) + properties[end:]

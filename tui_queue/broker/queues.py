@@ -318,12 +318,22 @@ class QuorumQueue(Queue):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.returns = 0
-        # rabbit_fifo counts each unsettled basic.get as a consumer.
+        # rabbit_fifo counts each unsettled basic.get as a consumer, and a cancelled consumer
+        # for as long as it still holds unacked messages.
         self.checked_out_gets = 0
+        self.cancelled_holding: set[Consumer] = set()
 
     @property
     def consumer_count(self) -> int:
-        return len(self.consumers) + self.checked_out_gets
+        holding = self.cancelled_holding
+        if holding:
+            holding.difference_update([c for c in holding if c.unacked == 0])
+        return len(self.consumers) + self.checked_out_gets + len(holding)
+
+    def remove_consumer(self, consumer: Consumer) -> None:
+        super().remove_consumer(consumer)
+        if consumer.unacked:
+            self.cancelled_holding.add(consumer)
 
     def _popped(self) -> None:
         if self.returns:

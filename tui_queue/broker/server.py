@@ -110,5 +110,6 @@ class Broker:
             await self.server.wait_closed()
         if self.store is not None:
             # After the connections: their unacked messages were requeued and written first.
+            self.store.hand_over()
             await asyncio.get_running_loop().run_in_executor(None, self.store.close)
             self.store = None

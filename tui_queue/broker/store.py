@@ -65,8 +65,12 @@ def _encode_table(table: dict) -> bytes:  # type: ignore[type-arg]
     return encode_table(table)[4:]
 
 
-# An op is (sql, params) or, for message inserts, ("insert", store_id) resolved at swap time.
+# An op is (sql, params), or ("insert", (store_id,)) for a message row looked up when written.
 Op = tuple[str, tuple[object, ...]]
+INSERT_MESSAGE = (
+    "INSERT INTO messages (id, queue, seq, exchange, routing_key, properties, body, delivered, "
+    "delivery_count) VALUES (?,?,?,?,?,?,?,?,?)"
+)
 
 
 class DurableStore:
@@ -77,10 +81,14 @@ class DurableStore:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
-        self._ops: list[Op] = []
-        self._inserts: dict[int, tuple[object, ...]] = {}
-        self._submitted = 0  # batches handed over (one per loop turn with changes)
-        self._synced = 0
+        # Changes of the current loop turn, kept on the loop thread until hand_over().
+        self._local_ops: list[Op] = []
+        self._local_inserts: dict[int, tuple[object, ...]] = {}
+        self._hand_over_scheduled = False
+        self._handed = 0  # batches handed over so far
+        self._synced = 0  # the last batch the writer committed
+        # Handed over, not yet taken by the writer: (number, ops, message rows by store id).
+        self._batches: list[tuple[int, list[Op], dict[int, tuple[object, ...]]]] = []
         self._waiters: list[tuple[int, Callable[[], None]]] = []
         self._stopping = False
         self._thread: threading.Thread | None = None
@@ -201,37 +209,42 @@ class DurableStore:
         self._loop = loop
         self._thread = threading.Thread(target=self._writer, name="tui-queue-store", daemon=True)
         self._thread.start()
+        self.hand_over()
 
     def _submit(self, op: Op) -> None:
+        self._local_ops.append(op)
+        self._schedule_hand_over()
+
+    def _schedule_hand_over(self) -> None:
+        if not self._hand_over_scheduled and self._loop is not None:
+            self._hand_over_scheduled = True
+            self._loop.call_soon(self.hand_over)
+
+    def hand_over(self) -> None:
+        """Give the writer what this loop turn changed: one lock and one wake-up per turn."""
+        self._hand_over_scheduled = False
+        if not self._local_ops:
+            return
+        self._handed += 1
+        batch = (self._handed, self._local_ops, self._local_inserts)
+        self._local_ops, self._local_inserts = [], {}
         with self._lock:
-            self._ops.append(op)
+            self._batches.append(batch)
             self._wake.notify()
 
     def _writer(self) -> None:
         db = self.db
         while True:
             with self._lock:
-                while not self._ops and not self._stopping:
+                while not self._batches and not self._stopping:
                     self._wake.wait()
-                if not self._ops and self._stopping:
+                if not self._batches:
                     return
-                ops, self._ops = self._ops, []
-                inserts, self._inserts = self._inserts, {}
-                batch = self._submitted = self._submitted + 1
+                batches, self._batches = self._batches, []
             try:
                 db.execute("BEGIN")
-                for sql, params in ops:
-                    if sql == "insert":
-                        row = inserts.get(params[0])  # type: ignore[arg-type]
-                        if row is not None:
-                            db.execute(
-                                "INSERT INTO messages (id, queue, seq, exchange, routing_key, "
-                                "properties, body, delivered, delivery_count) "
-                                "VALUES (?,?,?,?,?,?,?,?,?)",
-                                row,
-                            )
-                    else:
-                        db.execute(sql, params)
+                for _number, ops, inserts in batches:
+                    self._apply(db, ops, inserts)
                 db.execute("COMMIT")
             except sqlite3.Error as exc:
                 self.error = exc
@@ -239,9 +252,30 @@ class DurableStore:
             loop = self._loop
             if loop is not None and not loop.is_closed():
                 try:
-                    loop.call_soon_threadsafe(self._synced_upto, batch)
+                    loop.call_soon_threadsafe(self._synced_upto, batches[-1][0])
                 except RuntimeError:
                     return
+
+    def _apply(
+        self, db: sqlite3.Connection, ops: list[Op], inserts: dict[int, tuple[object, ...]]
+    ) -> None:
+        # Runs of the same statement go to executemany: one call for a burst of publishes.
+        run_sql = ""
+        run: list[tuple[object, ...]] = []
+        for sql, params in ops:
+            if sql == "insert":
+                with self._lock:
+                    row = inserts.pop(params[0], None)  # type: ignore[arg-type]
+                if row is None:
+                    continue  # acked before we got to it
+                sql, params = INSERT_MESSAGE, row
+            if sql != run_sql:
+                if run:
+                    db.executemany(run_sql, run)
+                run_sql, run = sql, []
+            run.append(params)
+        if run:
+            db.executemany(run_sql, run)
 
     def _synced_upto(self, batch: int) -> None:
         self._synced = batch
@@ -251,17 +285,18 @@ class DurableStore:
             callback()
 
     def after_sync(self, callback: Callable[[], None]) -> None:
-        """Call back (on the loop) once everything handed over so far is committed to disk."""
-        with self._lock:
-            pending = bool(self._ops)
-            target = self._submitted + 1 if pending else self._submitted
+        """Call back (on the loop) once everything changed so far is committed to disk."""
+        target = self._handed + (1 if self._local_ops else 0)
         if target <= self._synced:
             callback()
         else:
             self._waiters.append((target, callback))
 
     def close(self, clean: bool = True) -> None:
-        """Write what is pending, mark a clean stop, and join the writer."""
+        """Write what was handed over, mark a clean stop, and join the writer.
+
+        Call hand_over() on the loop first; close() may then run in another thread.
+        """
         if self._thread is not None:
             with self._lock:
                 self._stopping = True
@@ -367,10 +402,9 @@ class DurableStore:
             0,
             entry.delivery_count,
         )
-        with self._lock:
-            self._inserts[sid] = row
-            self._ops.append(("insert", (sid,)))
-            self._wake.notify()
+        self._local_inserts[sid] = row
+        self._local_ops.append(("insert", (sid,)))
+        self._schedule_hand_over()
         return True
 
     def released(self, entry: Entry) -> None:
@@ -378,11 +412,14 @@ class DurableStore:
         if sid is None:
             return
         entry.store_id = None
+        # A message consumed before the writer reached it is never written at all.
+        if self._local_inserts.pop(sid, None) is not None:
+            return
         with self._lock:
-            if self._inserts.pop(sid, None) is not None:
-                return  # never written: nothing to delete
-            self._ops.append(("DELETE FROM messages WHERE id=?", (sid,)))
-            self._wake.notify()
+            for _number, _ops, inserts in self._batches:
+                if inserts.pop(sid, None) is not None:
+                    return
+        self._submit(("DELETE FROM messages WHERE id=?", (sid,)))
 
     def delivered(self, entry: Entry) -> None:
         sid = entry.store_id
