@@ -95,7 +95,7 @@ class WorkerSettings:
 
 
 def describe_mode(settings: WorkerSettings) -> str:
-    """One line saying what the settings mean, e.g. "fair dispatch: prefetch 1, manual ack after work"."""
+    """One line on what the settings mean: "fair dispatch: prefetch 1, manual ack after work"."""
     if settings.auto_ack:
         return "auto-ack: messages count as done when sent; prefetch does not apply"
     if settings.prefetch == 0:

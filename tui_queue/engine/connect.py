@@ -72,7 +72,9 @@ def connect(
 
 def describe_connect_error(error: BaseException, url: str) -> str:
     where = safe_url(url)
-    if isinstance(error, pika.exceptions.ProbableAuthenticationError | pika.exceptions.AuthenticationError):
+    if isinstance(
+        error, pika.exceptions.ProbableAuthenticationError | pika.exceptions.AuthenticationError
+    ):
         user = url_parts(url)[3]
         return (
             f"the broker at {where} refused the login of user {user!r} "

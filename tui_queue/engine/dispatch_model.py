@@ -27,7 +27,7 @@ class DispatchPrediction:
 
 
 def predict_dispatch(durations: Sequence[float], workers: int, prefetch: int) -> DispatchPrediction:
-    """All messages published at t=0 to `workers` idle consumers subscribed in order; ack after work."""
+    """Messages all published at t=0 to idle consumers subscribed in order; ack after work."""
     if workers < 1:
         raise ValueError("need at least one worker")
     ready = deque(range(len(durations)))

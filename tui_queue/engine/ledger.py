@@ -96,8 +96,10 @@ class _Counts:
 Key = int | tuple[str, int]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Delivery:
+    """What the books say about a delivery (built once per message: not frozen, as that costs)."""
+
     key: Key
     seq: int | None
     external: bool
@@ -164,7 +166,7 @@ class LedgerTotals:
 
 @dataclass(frozen=True, slots=True)
 class InvariantCheck:
-    """published = done + ready + unacked + lost (+ in hand + purged), with ready/unacked as given."""
+    """published = done + ready + unacked + lost (+ in hand + purged), ready/unacked as given."""
 
     holds: bool
     published: int
@@ -326,7 +328,7 @@ class Ledger:
         seq = self.ids.parse(message_id)
         place = Place.IN_HAND if auto_ack else Place.UNACKED
         with self._lock:
-            counts = self._counts(worker)
+            counts = self._workers.get(worker) or self._counts(worker)
             counts.received += 1
             self._delivered += 1
             if redelivered:
@@ -341,6 +343,17 @@ class Ledger:
                 counts.external_received += 1
                 self._ext_received += 1
                 return Delivery(key, None, True, False, None)
+            if msg.place is Place.READY:
+                # The common case, kept short: every message takes this path once.
+                self._ready -= 1
+                msg.place = place
+                msg.holder = worker
+                if auto_ack:
+                    self._in_hand += 1
+                else:
+                    self._unacked += 1
+                self._held[worker].add(seq)
+                return Delivery(seq, seq, False, msg.worked, None)
             requeued_from = None
             if msg.place is not Place.READY:
                 # Still held by someone in our books, yet the broker delivered it again: the broker
@@ -360,62 +373,93 @@ class Ledger:
 
     def acked(self, worker: str, key: Key) -> None:
         with self._lock:
-            if isinstance(key, tuple):
-                ext = self._external.get(key)
-                if ext is None or ext.holder != worker or ext.place is not Place.UNACKED:
-                    return
-                self._counts(worker).acked += 1
-                self._acked += 1
-                if ext.worked:
-                    self._drop_external(key, ext)
-                else:
-                    ext.place = Place.IN_HAND
-                return
-            msg = self._open.get(key)
-            # An ack from a worker that no longer holds the message is stale (its channel is gone).
-            if msg is None or msg.holder != worker or msg.place is not Place.UNACKED:
+            self._acked_locked(worker, key)
+
+    def _acked_locked(self, worker: str, key: Key) -> None:
+        if isinstance(key, tuple):
+            ext = self._external.get(key)
+            if ext is None or ext.holder != worker or ext.place is not Place.UNACKED:
                 return
             self._counts(worker).acked += 1
             self._acked += 1
-            if msg.worked:
-                self._finish(key, msg, Final.DONE)
+            if ext.worked:
+                self._drop_external(key, ext)
             else:
-                self._leave(msg)
-                self._enter(msg, Place.IN_HAND, worker)
+                ext.place = Place.IN_HAND
+            return
+        msg = self._open.get(key)
+        # An ack from a worker that no longer holds the message is stale (its channel is gone).
+        if msg is None or msg.holder != worker or msg.place is not Place.UNACKED:
+            return
+        self._counts(worker).acked += 1
+        self._acked += 1
+        if msg.worked:
+            self._finish(key, msg, Final.DONE)
+        else:
+            self._leave(msg)
+            self._enter(msg, Place.IN_HAND, worker)
 
-    def done(self, worker: str, key: Key, busy: float) -> bool:
-        """A worker finished a task; True when that message had been finished before."""
+    def done(self, worker: str, key: Key, busy: float, acked: bool = False) -> bool:
+        """A worker finished a task (and, with `acked`, acked it right after: one call instead
+        of two on the hot path). True when that message had been finished before."""
         with self._lock:
-            counts = self._counts(worker)
-            counts.done += 1
-            counts.busy += busy
-            self._completions += 1
-            if isinstance(key, tuple):
-                self._ext_done += 1
-                ext = self._external.get(key)
-                if ext is not None:
-                    ext.worked = True
-                    if ext.place is Place.IN_HAND:
-                        self._drop_external(key, ext)
+            msg = self._open.get(key) if acked and isinstance(key, int) else None
+            if (
+                isinstance(key, int)
+                and msg is not None
+                and msg.place is Place.UNACKED
+                and msg.holder == worker
+                and not msg.worked
+            ):
+                # The common case, kept short: first finish, acked by its holder.
+                counts = self._workers[worker]
+                counts.done += 1
+                counts.busy += busy
+                counts.acked += 1
+                self._completions += 1
+                self._acked += 1
+                self._unacked -= 1
+                self._done += 1
+                self._held[worker].discard(key)
+                del self._open[key]
+                self._final[key] = Final.DONE
                 return False
-            msg = self._open.get(key)
-            if msg is None:
-                return self._done_after_finish(key, worker, counts)
-            duplicate = msg.worked
-            if duplicate:
-                counts.duplicates += 1
-                self._duplicates += 1
-                self._recent.append(
-                    LedgerEntry(time.monotonic(), "duplicate", worker, self.ids.make(key))
-                )
-            msg.worked = True
-            if msg.place is Place.IN_HAND and msg.holder == worker:
-                self._finish(key, msg, Final.DONE)
-            elif msg.place is Place.READY and msg.holder is None:
-                # Finished by a worker the books had already given up on (written off, or the
-                # broker took it back): it stays ready, but a further finish is a duplicate.
-                pass
+            duplicate = self._done_locked(worker, key, busy)
+            if acked:
+                self._acked_locked(worker, key)
             return duplicate
+
+    def _done_locked(self, worker: str, key: Key, busy: float) -> bool:
+        counts = self._counts(worker)
+        counts.done += 1
+        counts.busy += busy
+        self._completions += 1
+        if isinstance(key, tuple):
+            self._ext_done += 1
+            ext = self._external.get(key)
+            if ext is not None:
+                ext.worked = True
+                if ext.place is Place.IN_HAND:
+                    self._drop_external(key, ext)
+            return False
+        msg = self._open.get(key)
+        if msg is None:
+            return self._done_after_finish(key, worker, counts)
+        duplicate = msg.worked
+        if duplicate:
+            counts.duplicates += 1
+            self._duplicates += 1
+            self._recent.append(
+                LedgerEntry(time.monotonic(), "duplicate", worker, self.ids.make(key))
+            )
+        msg.worked = True
+        if msg.place is Place.IN_HAND and msg.holder == worker:
+            self._finish(key, msg, Final.DONE)
+        elif msg.place is Place.READY and msg.holder is None:
+            # Finished by a worker the books had already given up on (written off, or the
+            # broker took it back): it stays ready, but a further finish is a duplicate.
+            pass
+        return duplicate
 
     def _done_after_finish(self, seq: int, worker: str, counts: _Counts) -> bool:
         """A finish for a message the books had closed: done again, or done after all."""

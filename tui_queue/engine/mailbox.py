@@ -8,8 +8,9 @@ connection and waits in `wait_without_connection`.
 
 from __future__ import annotations
 
+import contextlib
 import queue
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Generic, TypeVar
 
 import pika.exceptions
@@ -37,11 +38,9 @@ class Mailbox(Generic[T]):
         connection = self._connection
         if connection is None:
             return
-        try:
+        # Closed or closing: the owner is about to notice and will drain the queue anyway.
+        with contextlib.suppress(pika.exceptions.AMQPError, OSError, AttributeError):
             connection.add_callback_threadsafe(_wake)
-        except (pika.exceptions.AMQPError, OSError, AttributeError):
-            # Closed or closing: the owner is about to notice and will drain the queue anyway.
-            pass
 
     def drain(self) -> Iterator[T]:
         """Owner thread: every command waiting now, oldest first."""
@@ -60,6 +59,3 @@ class Mailbox(Generic[T]):
 
     def empty(self) -> bool:
         return self._queue.empty()
-
-
-Command = Callable[[], None]

@@ -1,4 +1,4 @@
-"""The tutorial's task rules: a body's dots are its seconds of work; message ids the ledger follows."""
+"""The tutorial's task rules (a body's dots are its seconds of work) and our message ids."""
 
 from __future__ import annotations
 
@@ -72,6 +72,6 @@ class MessageIds:
         if not message_id:
             return None
         run, _, seq = message_id.rpartition(".")
-        if run != self.run or not seq.isdigit():
+        if run != self.run or not seq.isdigit() or not seq.isascii():
             return None
         return int(seq)
