@@ -23,6 +23,29 @@ BROKERS = ["embedded", "rabbitmq"]
 #: consumer_timeout settings for the timeout module: small enough to observe in a test.
 TIMEOUT_MS = 2000
 TICK_MS = 500
+#: How often the session node refreshes its management stats (RabbitMQ's default is 5 s).
+STATS_INTERVAL_MS = 500
+
+EMBEDDED_GAP = "embedded broker: not implemented yet"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "embedded_gap(reason): RabbitMQ behaviour the embedded broker lacks; the embedded "
+        "param of the test is xfail(strict=True) until it is implemented",
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """`@pytest.mark.embedded_gap` turns into a strict xfail on the embedded param only."""
+    for item in items:
+        marker = item.get_closest_marker("embedded_gap")
+        callspec = getattr(item, "callspec", None)
+        if marker is None or callspec is None or callspec.params.get("broker") != "embedded":
+            continue
+        reason = marker.args[0] if marker.args else EMBEDDED_GAP
+        item.add_marker(pytest.mark.xfail(strict=True, reason=reason))
 
 
 def _require_rabbitmq() -> None:
@@ -86,10 +109,18 @@ def _start_node(node: RabbitMQNode) -> RabbitMQNode:
 @pytest.fixture(scope="session")
 def rabbitmq_node() -> Iterator[RabbitMQNode]:
     _require_rabbitmq()
-    node = _NodeWithExtraListener()
+    # Management stats every 0.5 s and their aggregation every 1 s instead of 5 s, so that
+    # management tests see a known state quickly.
+    node = _NodeWithExtraListener(
+        collect_statistics_interval_ms=STATS_INTERVAL_MS, management_sample_s=1
+    )
     node.extra_address = nonloopback_address()
     _start_node(node)
     try:
+        # Quorum queues read their metrics tick when declared. It is set on the running node:
+        # in advanced.config it changed the order of the auth mechanisms offered (PLAIN
+        # AMQPLAIN became AMQPLAIN PLAIN), which test_handshake checks.
+        node.set_app_env("rabbit", "quorum_tick_interval", str(STATS_INTERVAL_MS))
         yield node
     finally:
         _discard_node(node)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, suppress
@@ -296,3 +300,57 @@ def expect_connection_close(client: RawAMQPClient, timeout: float = 5.0) -> Clos
 
 def close_fields(close: commands.Connection.Close | commands.Channel.Close) -> tuple:
     return close.reply_code, close.reply_text, close.class_id, close.method_id
+
+
+# -- management HTTP API ----------------------------------------------------------------------
+
+
+@dataclass
+class HttpReply:
+    status: int
+    #: Header names lower-cased.
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def management_get(
+    broker: BrokerHandle, path: str, auth: tuple[str, str] | None = ("guest", "guest")
+) -> HttpReply:
+    """GET a management API path; HTTP errors come back as replies, not exceptions."""
+    assert broker.management_url is not None, "this broker has no management listener"
+    request = urllib.request.Request(broker.management_url + path)
+    if auth is not None:
+        token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            headers = {k.lower(): v for k, v in response.headers.items()}
+            return HttpReply(response.status, headers, response.read())
+    except urllib.error.HTTPError as error:
+        headers = {k.lower(): v for k, v in error.headers.items()}
+        return HttpReply(error.code, headers, error.read())
+
+
+def await_management(
+    broker: BrokerHandle,
+    path: str,
+    view: Callable[[Any], Any],
+    expected: Any,
+    timeout: float = 10.0,
+) -> Any:
+    """`view(document)` once it equals `expected`, or the last view when the deadline passes.
+
+    RabbitMQ's management stats lag behind the broker (queues and channels emit them every
+    collect_statistics_interval, the plugin aggregates them once per sample interval) and the
+    API offers nothing to wait on, so this polls with a deadline.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        reply = management_get(broker, path)
+        current = view(reply.json()) if reply.status == 200 else ("HTTP", reply.status)
+        if current == expected or time.monotonic() >= deadline:
+            return current
+        time.sleep(0.1)  # polling an HTTP API: no event to await

@@ -6,6 +6,7 @@ never collides with another node on the machine.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -45,6 +46,11 @@ class RabbitMQNode:
 
     consumer_timeout_ms: int | None = None
     channel_tick_ms: int | None = None
+    #: How often queues and channels emit management stats (RabbitMQ's default is 5000 ms).
+    collect_statistics_interval_ms: int | None = None
+    #: Sample interval (s) of the management plugin's aggregation: it collects queue and channel
+    #: stats once per the shortest retention-policy interval, 5 s by default.
+    management_sample_s: int | None = None
     base_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="tq-rabbit-")))
     amqp_port: int = field(default_factory=free_port)
     management_port: int = field(default_factory=free_port)
@@ -77,6 +83,16 @@ class RabbitMQNode:
         ]
         if self.consumer_timeout_ms is not None:
             conf_lines.append(f"consumer_timeout = {self.consumer_timeout_ms}")
+        if self.collect_statistics_interval_ms is not None:
+            interval = self.collect_statistics_interval_ms
+            conf_lines.append(f"collect_statistics_interval = {interval}")
+        if self.management_sample_s is not None:
+            sample = self.management_sample_s
+            conf_lines += [
+                f"management.sample_retention_policies.global.minute = {sample}",
+                f"management.sample_retention_policies.basic.minute = {sample}",
+                f"management.sample_retention_policies.detailed.10 = {sample}",
+            ]
         (self.base_dir / "rabbitmq.conf").write_text("\n".join(conf_lines) + "\n")
         advanced = "[]."
         if self.channel_tick_ms is not None:
@@ -143,14 +159,16 @@ class RabbitMQNode:
         )
         return result.stdout
 
+    def set_app_env(self, app: str, key: str, value: str) -> None:
+        """Change an application setting of the running node (`value` is an Erlang term)."""
+        self.ctl("eval", f"application:set_env({app}, {key}, {value}).")
+
     def kill(self) -> None:
         """SIGKILL the whole node (Erlang VM and epmd children) as a crash would."""
         if self.process is None:
             return
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         self.process.wait()
         self.process = None
 

@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING, Any
 from pamqp import commands as cmd
 
 from tui_queue.broker.codec import (
+    decode_str,
     encode_method,
     encode_shortstr,
+    encode_str,
     method_ids,
 )
 from tui_queue.broker.errors import (
@@ -27,7 +29,13 @@ from tui_queue.broker.errors import (
     not_implemented,
     precondition_failed,
 )
-from tui_queue.broker.message import Entry, Message, is_persistent
+from tui_queue.broker.message import (
+    Entry,
+    Message,
+    basic_properties,
+    expiration_problem,
+    is_persistent,
+)
 from tui_queue.broker.queues import Consumer, Queue, QuorumQueue
 from tui_queue.broker.vhost import INTEGER_TYPES, server_generated_name
 
@@ -41,6 +49,8 @@ _U32 = struct.Struct(">I")
 _U64 = struct.Struct(">Q")
 
 PUBLISH_IDS = (60, 40)
+# Property flags of delivery_mode, expiration and user_id: the ones a publish is checked for.
+_CHECKED_PROPERTIES = 0x1000 | 0x0100 | 0x0010
 
 
 class Delivery:
@@ -103,7 +113,11 @@ class Channel:
         self.confirmed: list[int] = []
         self.unconfirmed: set[int] = set()
         self.tx_mode = False
+        # Publishes of the open transaction, routed already and delivered at commit.
         self.tx_actions: list[Callable[[], None]] = []
+        # Acks, nacks and rejects of the open transaction: (outcome, (tag, delivery) pairs),
+        # taken out of `unacked` on arrival and settled at commit.
+        self.tx_settles: list[tuple[str, list[tuple[int, Delivery]]]] = []
         self._handlers: dict[type, Callable[[Any], None]] = {
             cmd.Channel.Flow: self._channel_flow,
             cmd.Channel.FlowOk: self._ignore,
@@ -362,6 +376,7 @@ class Channel:
         queue = self.vhost.lookup_queue(self.queue_name(m.queue), self.connection)
         entry = queue.take()
         if entry is None:
+            queue.stats.get_empty += 1
             self.send_method(cmd.Basic.GetEmpty)
             return
         tag = self.next_tag
@@ -393,50 +408,52 @@ class Channel:
 
     # ------------------------------------------------------------------ acks
 
-    def _take_deliveries(self, tag: int, multiple: bool) -> list[Delivery]:
-        """Remove and return what an ack/nack settles, or raise 406 unknown delivery tag."""
+    def _take_deliveries(self, tag: int, multiple: bool) -> list[tuple[int, Delivery]]:
+        """Remove and return (tag, delivery) for what an ack/nack settles, or raise 406."""
         unacked = self.unacked
         if multiple and tag == 0:
-            taken = list(unacked.values())
+            taken = list(unacked.items())
             unacked.clear()
             return taken
         if tag not in unacked:
             raise precondition_failed(f"unknown delivery tag {tag}")
         if not multiple:
-            return [unacked.pop(tag)]
+            return [(tag, unacked.pop(tag))]
         taken = []
         while unacked:
             first = next(iter(unacked))
             if first > tag:
                 break
-            taken.append(unacked.popitem(last=False)[1])
+            taken.append(unacked.popitem(last=False))
         return taken
 
     def ack(self, tag: int, multiple: bool) -> None:
-        if self.tx_mode:
-            self._check_tag(tag, multiple)
-            self.tx_actions.append(
-                lambda: self._settle(self._take_deliveries(tag, multiple), "ack")
-            )
-            return
-        self._settle(self._take_deliveries(tag, multiple), "ack")
+        self._settle_or_defer(self._take_deliveries(tag, multiple), "ack")
 
     def nack(self, tag: int, multiple: bool, requeue: bool) -> None:
         outcome = "requeue" if requeue else "drop"
-        if self.tx_mode:
-            self._check_tag(tag, multiple)
-            self.tx_actions.append(
-                lambda: self._settle(self._take_deliveries(tag, multiple), outcome)
-            )
-            return
-        self._settle(self._take_deliveries(tag, multiple), outcome)
+        self._settle_or_defer(self._take_deliveries(tag, multiple), outcome)
 
     def reject(self, tag: int, requeue: bool) -> None:
         self.nack(tag, False, requeue)
 
-    def _check_tag(self, tag: int, multiple: bool) -> None:
-        if not (multiple and tag == 0) and tag not in self.unacked:
-            raise precondition_failed(f"unknown delivery tag {tag}")
+    def _settle_or_defer(self, taken: list[tuple[int, Delivery]], outcome: str) -> None:
+        if self.tx_mode:
+            # RabbitMQ checks and takes the tags out when the ack arrives (so a second ack of a
+            # tag fails at once) and settles them at commit; a rollback puts them back.
+            self.tx_settles.append((outcome, taken))
+            return
+        self._settle([delivery for _, delivery in taken], outcome)
+
+    def _restore_tx_settles(self) -> None:
+        """Pending acks of a rolled back (or abandoned) transaction are unacked again."""
+        settles, self.tx_settles = self.tx_settles, []
+        if not settles:
+            return
+        restored = [pair for _, taken in settles for pair in taken]
+        merged = sorted([*self.unacked.items(), *restored], key=lambda pair: pair[0])
+        self.unacked.clear()
+        self.unacked.update(merged)
 
     def _settle(self, deliveries: list[Delivery], outcome: str) -> None:
         touched: dict[int, Consumer] = {}
@@ -471,10 +488,17 @@ class Channel:
 
     def requeue_all(self, *, to_back: bool = False) -> None:
         """Every unacked delivery goes back to its queue (channel close, recover, timeout)."""
-        deliveries = list(self.unacked.values())
+        deliveries = list(self.unacked.items())
         self.unacked.clear()
+        if not to_back:
+            # A quorum queue takes back a closed channel's messages consumer by consumer, in
+            # the order of its consumer ids ({tag, channel}; an unsettled basic.get is its own
+            # consumer, tagged with the delivery tag as text), each one's in checkout order.
+            # rabbit_fifo walks a small map (up to 32 ids), which is sorted by key; so returns
+            # of gets with tags 1..10 come back as 1, 10, 2, 3, ... (classic queues re-sort).
+            deliveries.sort(key=_return_order)
         by_queue: dict[int, tuple[Queue, list[Entry]]] = {}
-        for delivery in deliveries:
+        for _tag, delivery in deliveries:
             if delivery.consumer is not None:
                 delivery.consumer.unacked -= 1
                 self.limited_unacked -= 1
@@ -546,6 +570,9 @@ class Channel:
             raise access_refused(
                 f"cannot publish to internal {self.vhost.describe_exchange(exchange.name)}"
             ).at(*PUBLISH_IDS)
+        problem = self._property_problem(pending.properties)
+        if problem is not None:
+            raise precondition_failed(problem).at(*PUBLISH_IDS)
         message = Message(
             pending.exchange,
             pending.routing_key,
@@ -557,18 +584,47 @@ class Channel:
         if self.confirm_mode:
             self.publish_seq += 1
             seq = self.publish_seq
+        queues = self.vhost.route(exchange, message.routing_key, message.properties)
         if self.tx_mode:
-            self.tx_actions.append(lambda: self._route(message, pending.mandatory, seq))
+            # RabbitMQ routes a transactional publish now and delivers it at commit, looking
+            # its queues up by name again then (a queue deleted meanwhile is skipped).
+            names = [queue.name for queue in queues]
+            self.tx_actions.append(
+                lambda: self._deliver(message, self._queues_named(names), pending.mandatory, 0)
+            )
         else:
-            self._route(message, pending.mandatory, seq)
+            self._deliver(message, queues, pending.mandatory, seq)
 
-    def _route(self, message: Message, mandatory: bool, seq: int) -> None:
-        exchange = self.vhost.exchanges.get(message.exchange)
-        queues = (
-            []
-            if exchange is None
-            else self.vhost.route(exchange, message.routing_key, message.properties)
-        )
+    def _property_problem(self, raw: bytes) -> str | None:
+        """What rabbit_channel refuses in a publish's properties, in its order: a user_id that
+        is not the connection's user, an unreadable expiration, a delivery_mode not 1 or 2."""
+        if len(raw) >= 2 and not int.from_bytes(raw[:2], "big") & _CHECKED_PROPERTIES:
+            return None
+        try:
+            properties = basic_properties(raw, with_headers=False)
+        except ValueError:
+            return None  # unreadable properties pass through as bytes, as before
+        user_id = properties.get("user_id")
+        if user_id is not None and user_id != encode_str(self.connection.user):
+            return (
+                f"user_id property set to '{decode_str(user_id)}' but authenticated user was "
+                f"'{self.connection.user}'"
+            )
+        expiration = properties.get("expiration")
+        if expiration is not None:
+            problem = expiration_problem(expiration)
+            if problem is not None:
+                return f"invalid expiration '{decode_str(expiration)}': {problem}"
+        mode = properties.get("delivery_mode")
+        if mode is not None and mode not in (1, 2):
+            return f"invalid message: {{delivery_mode_unknown,{mode}}}"
+        return None
+
+    def _queues_named(self, names: list[str]) -> list[Queue]:
+        found = (self.vhost.queues.get(name) for name in names)
+        return [queue for queue in found if queue is not None]
+
+    def _deliver(self, message: Message, queues: list[Queue], mandatory: bool, seq: int) -> None:
         if not queues:
             if mandatory:
                 self._basic_return(message, 312, "NO_ROUTE")
@@ -642,14 +698,19 @@ class Channel:
         if not self.tx_mode:
             raise precondition_failed("channel is not transactional")
         actions, self.tx_actions = self.tx_actions, []
+        settles, self.tx_settles = self.tx_settles, []
+        # Publishes first, then acks in arrival order, as rabbit_channel commits.
         for action in actions:
             action()
+        for outcome, taken in settles:
+            self._settle([delivery for _, delivery in taken], outcome)
         self.send_method(cmd.Tx.CommitOk)
 
     def _tx_rollback(self, m: Any) -> None:
         if not self.tx_mode:
             raise precondition_failed("channel is not transactional")
         self.tx_actions = []
+        self._restore_tx_settles()
         self.send_method(cmd.Tx.RollbackOk)
 
     # ------------------------------------------------------------------ flow and close
@@ -676,6 +737,8 @@ class Channel:
         self.closing = True
         self.pending = None
         self.tx_actions = []
+        # Acks never committed do not count: those messages are requeued with the rest.
+        self._restore_tx_settles()
         consumers = list(self.consumers.values())
         self.consumers.clear()
         for consumer in consumers:
@@ -683,6 +746,12 @@ class Channel:
         self.requeue_all()
         for consumer in consumers:
             self.vhost.maybe_auto_delete(consumer.queue)
+
+
+def _return_order(item: tuple[int, Delivery]) -> tuple[bytes, int]:
+    tag, delivery = item
+    consumer = delivery.consumer
+    return (encode_str(consumer.tag) if consumer is not None else str(tag).encode(), tag)
 
 
 def _get_settled(queue: Queue) -> None:

@@ -6,7 +6,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from tui_queue.broker.codec import Table
+from tui_queue.broker.codec import Table, Typed
+from tui_queue.broker.errors import erlang_binary
 
 EXCHANGE_TYPES = ("direct", "fanout", "topic", "headers")
 
@@ -67,14 +68,20 @@ class Exchange:
         elif self.kind == "fanout":
             yield from self.bindings
         elif self.kind == "topic":
-            words = routing_key.split(".")
+            words = topic_words(routing_key)
             for binding in self.bindings:
-                if topic_matches(binding.routing_key.split("."), words):
+                if topic_matches(topic_words(binding.routing_key), words):
                     yield binding
         elif self.kind == "headers":
             for binding, arguments in self.bindings.items():
                 if headers_match(arguments, headers or {}):
                     yield binding
+
+
+def topic_words(key: str) -> list[str]:
+    """The words of a topic key: the empty key has none (not one empty word), as in
+    rabbit_exchange_type_topic:split_topic_key, so `*` does not match it but `#` does."""
+    return key.split(".") if key else []
 
 
 def topic_matches(pattern: list[str], words: list[str]) -> bool:
@@ -100,17 +107,98 @@ def topic_matches(pattern: list[str], words: list[str]) -> bool:
     return p == len(pattern)
 
 
+X_MATCH_KINDS = ("all", "any", "all-with-x", "any-with-x")
+
+
+def validate_headers_binding(arguments: Table) -> str | None:
+    """Why RabbitMQ refuses these headers-binding arguments, or None (validate_binding)."""
+    x_match = arguments.get("x-match")
+    if x_match is None:
+        return None
+    if x_match.type != "longstr":
+        return (
+            f"Invalid x-match field type {x_match.type} (value {_erlang_print(x_match)}); "
+            "expected longstr"
+        )
+    if x_match.value not in (kind.encode() for kind in X_MATCH_KINDS):
+        return (
+            f"Invalid x-match field value {erlang_binary(x_match.value)}; expected all, any, "
+            "all-with-x, or any-with-x"
+        )
+    return None
+
+
 def headers_match(arguments: Table, headers: Table) -> bool:
-    match_kind = arguments.get("x-match")
-    want_all = match_kind is None or match_kind.value in (b"all", "all")
-    wanted = [(k, v) for k, v in arguments.items() if not k.startswith("x-")]
-    if not wanted:
-        return want_all
-    hits = 0
-    for key, value in wanted:
+    """rabbit_exchange_type_headers:headers_match: x-match all (the default) or any; keys that
+    start with x- take part only with all-with-x / any-with-x; a void value asks for presence."""
+    x_match = arguments.get("x-match")
+    kind = "all"
+    if x_match is not None and x_match.type == "longstr":
+        text = x_match.value.decode("utf-8", "replace")
+        kind = text if text in X_MATCH_KINDS else "all"
+    want_all = kind in ("all", "all-with-x")
+    with_x = kind.endswith("-with-x")
+    for key, value in arguments.items():
+        if key == "x-match" or (key.startswith("x-") and not with_x):
+            continue
         present = headers.get(key)
-        if present is not None and (value.type == "void" or present.value == value.value):
-            hits += 1
-        elif want_all:
+        matched = present is not None and (
+            value.type == "void" or _erlang_term(present) == _erlang_term(value)
+        )
+        if matched and not want_all:
+            return True
+        if not matched and want_all:
             return False
-    return hits == len(wanted) if want_all else hits > 0
+    return want_all
+
+
+def _erlang_print(value: Typed) -> str:
+    """Roughly how Erlang's ~p prints a decoded scalar field value."""
+    raw = value.value
+    if value.type == "bool":
+        return "true" if raw else "false"
+    if value.type == "void":
+        return "undefined"
+    if isinstance(raw, bytes):
+        return erlang_binary(raw)
+    return str(raw)
+
+
+_NUMERIC_TYPES = frozenset(
+    {
+        "byte",
+        "unsignedbyte",
+        "short",
+        "unsignedshort",
+        "signedint",
+        "unsignedint",
+        "long",
+        "timestamp",
+        "float",
+        "double",
+    }
+)
+
+
+def _erlang_term(value: Typed) -> Any:
+    """A value shaped so that Python's == agrees with Erlang's == on RabbitMQ's decoded value.
+
+    Numbers (timestamps included) compare by value, 1 == 1.0 too; booleans and void are atoms
+    and equal no number; long strings and byte arrays are both binaries; tables and arrays keep
+    wire order and each entry's type.
+    """
+    kind, raw = value.type, value.value
+    if kind in _NUMERIC_TYPES:
+        return raw
+    if kind == "bool":
+        return ("atom", "true" if raw else "false")
+    if kind == "void":
+        return ("atom", "undefined")
+    if kind == "decimal":
+        scale = max(0, -int(raw.as_tuple().exponent))
+        return ("decimal", scale, int(raw.scaleb(scale)))
+    if kind == "table":
+        return ("table", [(key, v.type, _erlang_term(v)) for key, v in raw.items()])
+    if kind == "array":
+        return ("array", [(v.type, _erlang_term(v)) for v in raw])
+    return ("binary", raw)

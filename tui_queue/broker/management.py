@@ -15,6 +15,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
+from tui_queue.broker.codec import Typed
 from tui_queue.broker.queues import Queue
 
 if TYPE_CHECKING:
@@ -24,7 +25,21 @@ SAMPLE_INTERVAL = 1.0
 # RabbitMQ reports rates over its last few samples; five seconds here.
 RATE_WINDOW = 5
 MAX_REQUEST_HEAD = 16 * 1024
-_COUNTERS = ("publish", "deliver", "deliver_no_ack", "get", "get_no_ack", "ack", "redeliver")
+_COUNTERS = (
+    "publish",
+    "deliver",
+    "deliver_no_ack",
+    "get",
+    "get_no_ack",
+    "get_empty",
+    "ack",
+    "redeliver",
+)
+# RabbitMQ reports a queue's counters in two groups, each only once something has touched it:
+# what was published into the queue, and what channels took from it (deliveries, gets, acks).
+# A queue nothing happened to has no message_stats at all.
+_DELIVERY_COUNTERS = _COUNTERS[1:]
+AUTH_REALM = 'Basic realm="RabbitMQ Management"'
 
 
 class ManagementServer:
@@ -100,18 +115,21 @@ class ManagementServer:
             return {name: value, f"{name}_details": {"rate": rate}}
 
         message_stats: dict[str, Any] = {}
-        for name in _COUNTERS:
-            message_stats.update(counter(name, getattr(stats, name), rates[name]))
-        message_stats.update(counter("deliver_get", deliver_get, round(deliver_get_rate, 1)))
+        if stats.publish:
+            message_stats.update(counter("publish", stats.publish, rates["publish"]))
+        if any(getattr(stats, name) for name in _DELIVERY_COUNTERS):
+            for name in _DELIVERY_COUNTERS:
+                message_stats.update(counter(name, getattr(stats, name), rates[name]))
+            message_stats.update(counter("deliver_get", deliver_get, round(deliver_get_rate, 1)))
         exclusive_tag = next((c.tag for c in queue.consumers.values() if c.exclusive), "")
-        return {
+        document = {
             "name": queue.name,
             "vhost": self.broker.vhost.name,
             "type": queue.queue_type,
             "durable": queue.durable,
             "auto_delete": queue.auto_delete,
             "exclusive": queue.exclusive_owner is not None,
-            "arguments": {k: _json_value(v.value) for k, v in queue.arguments.items()},
+            "arguments": {k: _json_value(v) for k, v in queue.arguments.items()},
             "state": "running",
             "node": "tui-queue@localhost",
             "consumers": queue.consumer_count,
@@ -120,8 +138,10 @@ class ManagementServer:
             "messages_ready": ready,
             "messages_unacknowledged": queue.unacked,
             "message_bytes_ready": queue.ready_bytes,
-            "message_stats": message_stats,
         }
+        if message_stats:
+            document["message_stats"] = message_stats
+        return document
 
     def overview_document(self) -> dict[str, Any]:
         queues = list(self.broker.vhost.queues.values())
@@ -203,16 +223,25 @@ class ManagementServer:
                 length = int(headers.get("content-length", "0") or 0)
                 if length:
                     await reader.readexactly(min(length, MAX_REQUEST_HEAD))
+                extra = ""
+                document: Any = None
                 if method != "GET":
                     status, document = 405, {"error": "Method Not Allowed", "reason": method}
+                elif "authorization" not in headers:
+                    # RabbitMQ asks for credentials with an empty 401.
+                    status, extra = 401, f"www-authenticate: {AUTH_REALM}\r\n"
                 elif not self._authorised(headers):
-                    status, document = 401, {"error": "not_authorised", "reason": "Login failed"}
+                    status, document = 401, {"error": "not_authorized", "reason": "Login failed"}
+                    extra = f"www-authenticate: {AUTH_REALM}\r\n"
                 else:
                     status, document = self._route(path)
-                body = json.dumps(document).encode()
+                body = b""
+                if document is not None:
+                    body = json.dumps(document).encode()
+                    extra += "content-type: application/json\r\n"
                 reason = {200: "OK", 401: "Unauthorized", 404: "Not Found"}.get(status, "Error")
                 writer.write(
-                    f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\n"
+                    f"HTTP/1.1 {status} {reason}\r\n{extra}"
                     f"content-length: {len(body)}\r\n\r\n".encode()
                     + body
                 )
@@ -226,11 +255,27 @@ class ManagementServer:
             writer.close()
 
 
-def _json_value(value: Any) -> Any:
+def _json_value(typed: Typed) -> Any:
+    """A field-table value as RabbitMQ's management API renders it (rabbit_misc:amqp_value)."""
+    value = typed.value
+    if typed.type == "table":
+        return {k: _json_value(v) for k, v in value.items()}
+    if typed.type == "array":
+        return [_json_value(v) for v in value]
+    if typed.type == "decimal":
+        # RabbitMQ formats {Scale, Value} as "Scale.Value" and reads that back as a float:
+        # scale 2, value 125 (1.25) comes out as 2.125.
+        scale = max(0, -int(value.as_tuple().exponent))
+        digits = int(value.scaleb(scale))
+        # A negative value does not fit that format (RabbitMQ fails on it); report the number.
+        return float(f"{scale}.{digits}") if digits >= 0 else float(value)
+    if typed.type == "void":
+        return "undefined"
     if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    if isinstance(value, dict):
-        return {k: _json_value(v.value) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_json_value(v.value) for v in value]
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            encoded = base64.b64encode(value).decode()
+            lines = "\n".join(encoded[i : i + 76] for i in range(0, len(encoded), 76))
+            return f"Not UTF-8, base64 is: {lines}"
     return value

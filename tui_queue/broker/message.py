@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import struct
+from typing import Any
 
 from tui_queue.broker.codec import Reader, Table, Typed, encode_table
 
@@ -111,3 +113,85 @@ def with_header(properties: bytes, key: str, value: Typed) -> bytes:
     return (
         new_flags.to_bytes(2, "big") + properties[2:start] + encode_table(table) + properties[end:]
     )
+
+
+# Basic properties in flag order (bit 15 first) with their wire types.
+_PROPERTY_FIELDS = (
+    ("content_type", "shortstr"),
+    ("content_encoding", "shortstr"),
+    ("headers", "table"),
+    ("delivery_mode", "octet"),
+    ("priority", "octet"),
+    ("correlation_id", "shortstr"),
+    ("reply_to", "shortstr"),
+    ("expiration", "shortstr"),
+    ("message_id", "shortstr"),
+    ("timestamp", "longlong"),
+    ("type", "shortstr"),
+    ("user_id", "shortstr"),
+    ("app_id", "shortstr"),
+    ("cluster_id", "shortstr"),
+)
+
+
+def basic_properties(properties: bytes, *, with_headers: bool = True) -> dict[str, Any]:
+    """The properties present in a property section, by name (short strings as raw bytes).
+
+    `with_headers=False` skips over the headers table without decoding it (and leaves it out).
+    Raises ValueError when the section cannot be read.
+    """
+    try:
+        reader = Reader(properties)
+        flags = reader.short()
+        result: dict[str, Any] = {}
+        for bit, (name, kind) in zip(range(15, 1, -1), _PROPERTY_FIELDS, strict=True):
+            if not flags & (1 << bit):
+                continue
+            if kind == "shortstr":
+                result[name] = reader.raw(reader.octet())
+            elif kind == "octet":
+                result[name] = reader.octet()
+            elif kind == "longlong":
+                result[name] = reader.longlong()
+            elif with_headers:
+                result[name] = reader.table()
+            else:
+                size = reader.long()
+                if reader.pos + size > reader.end:
+                    raise ValueError("truncated")
+                reader.pos += size
+        return result
+    except IndexError as error:
+        raise ValueError("truncated") from error
+
+
+# rabbit_misc:check_expiry: ten years, in milliseconds.
+MAX_EXPIRATION = 315_360_000_000
+_LEADING_INTEGER = re.compile(rb"[+-]?[0-9]+")
+
+
+def expiration_problem(raw: bytes) -> str | None:
+    """Why RabbitMQ refuses an expiration property, printed as its ~p, or None.
+
+    rabbit_basic:parse_expiration reads it with string:to_integer: an optional sign and digits,
+    nothing before and nothing after.
+    """
+    match = _LEADING_INTEGER.match(raw)
+    if match is None:
+        return "no_integer"
+    rest = raw[match.end() :]
+    if rest:
+        return f"{{leftover_string,{_erlang_charlist(rest)}}}"
+    value = int(match.group())
+    if value < 0:
+        return f"{{value_negative,{value}}}"
+    if value > MAX_EXPIRATION:
+        return f"{{value_too_large,{value}}}"
+    return None
+
+
+def _erlang_charlist(data: bytes) -> str:
+    """~p of a list of bytes: a quoted string when printable ASCII, else a list of integers."""
+    if all(32 <= b <= 126 for b in data):
+        return '"' + data.decode("ascii").replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return "[" + ",".join(str(b) for b in data) + "]"

@@ -90,7 +90,16 @@ class Consumer:
 class QueueStats:
     """Counters behind the management API's message_stats."""
 
-    __slots__ = ("publish", "deliver", "deliver_no_ack", "get", "get_no_ack", "ack", "redeliver")
+    __slots__ = (
+        "publish",
+        "deliver",
+        "deliver_no_ack",
+        "get",
+        "get_no_ack",
+        "get_empty",
+        "ack",
+        "redeliver",
+    )
 
     def __init__(self) -> None:
         self.publish = 0
@@ -98,6 +107,7 @@ class QueueStats:
         self.deliver_no_ack = 0
         self.get = 0
         self.get_no_ack = 0
+        self.get_empty = 0
         self.ack = 0
         self.redeliver = 0
 

@@ -21,7 +21,12 @@ from tui_queue.broker.errors import (
     precondition_failed,
     resource_locked,
 )
-from tui_queue.broker.exchanges import EXCHANGE_TYPES, Binding, Exchange
+from tui_queue.broker.exchanges import (
+    EXCHANGE_TYPES,
+    Binding,
+    Exchange,
+    validate_headers_binding,
+)
 from tui_queue.broker.message import headers_of
 from tui_queue.broker.queues import Queue, QuorumQueue
 
@@ -436,7 +441,12 @@ class VirtualHost:
     # ----------------------------------------------------------------- bindings
 
     def _binding_ends(
-        self, source: str, destination: str, destination_kind: str, owner: object
+        self,
+        source: str,
+        destination: str,
+        destination_kind: str,
+        arguments: Table,
+        owner: object,
     ) -> Exchange:
         self._check_not_default(source)
         if destination_kind == "exchange":
@@ -444,10 +454,20 @@ class VirtualHost:
         exchange = self.exchanges.get(source)
         if exchange is None:
             raise self.exchange_not_found(source)
+        queue = None
         if destination_kind == "queue":
-            self.lookup_queue(destination, owner)
+            queue = self.queues.get(destination)
+            if queue is None:
+                raise self.queue_not_found(destination)
         elif destination not in self.exchanges:
             raise self.exchange_not_found(destination)
+        # RabbitMQ validates the binding once both ends exist, before the exclusivity check.
+        if exchange.kind == "headers":
+            problem = validate_headers_binding(arguments)
+            if problem is not None:
+                raise precondition_failed(problem)
+        if queue is not None:
+            self.check_exclusive_access(queue, owner)
         return exchange
 
     def bind(
@@ -459,7 +479,7 @@ class VirtualHost:
         arguments: Table,
         owner: object,
     ) -> None:
-        exchange = self._binding_ends(source, destination, destination_kind, owner)
+        exchange = self._binding_ends(source, destination, destination_kind, arguments, owner)
         binding = Binding(
             source, destination, destination_kind, routing_key, Binding.arguments_key(arguments)
         )
