@@ -168,35 +168,33 @@ def encode_longstr(data: str | bytes) -> bytes:
     return _U32.pack(len(raw)) + raw
 
 
+# Fixed-size field types: their tag and how their value packs.
+_FIXED_FIELDS: dict[str, tuple[bytes, struct.Struct]] = {
+    "long": (b"l", _I64),
+    "signedint": (b"I", _I32),
+    "unsignedint": (b"i", _U32),
+    "short": (b"s", _I16),
+    "unsignedshort": (b"u", _U16),
+    "byte": (b"b", _I8),
+    "unsignedbyte": (b"B", _U8),
+    "float": (b"f", _F32),
+    "double": (b"d", _F64),
+    "timestamp": (b"T", _U64),
+}
+
+
 def encode_field_value(value: Typed) -> bytes:
     kind = value.type
     v = value.value
+    fixed = _FIXED_FIELDS.get(kind)
+    if fixed is not None:
+        return fixed[0] + fixed[1].pack(v)
     if kind == "longstr":
         return b"S" + encode_longstr(v)
     if kind == "bool":
         return b"t" + _U8.pack(1 if v else 0)
     if kind == "table":
         return b"F" + encode_table(v)
-    if kind == "long":
-        return b"l" + _I64.pack(v)
-    if kind == "signedint":
-        return b"I" + _I32.pack(v)
-    if kind == "unsignedint":
-        return b"i" + _U32.pack(v)
-    if kind == "short":
-        return b"s" + _I16.pack(v)
-    if kind == "unsignedshort":
-        return b"u" + _U16.pack(v)
-    if kind == "byte":
-        return b"b" + _I8.pack(v)
-    if kind == "unsignedbyte":
-        return b"B" + _U8.pack(v)
-    if kind == "float":
-        return b"f" + _F32.pack(v)
-    if kind == "double":
-        return b"d" + _F64.pack(v)
-    if kind == "timestamp":
-        return b"T" + _U64.pack(v)
     if kind == "binary":
         return b"x" + encode_longstr(v)
     if kind == "array":

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from tui_queue.broker.codec import Typed
-from tui_queue.broker.queues import Queue
+from tui_queue.broker.queues import Queue, QueueStats
 
 if TYPE_CHECKING:
     from tui_queue.broker.server import Broker
@@ -25,16 +25,7 @@ SAMPLE_INTERVAL = 1.0
 # RabbitMQ reports rates over its last few samples; five seconds here.
 RATE_WINDOW = 5
 MAX_REQUEST_HEAD = 16 * 1024
-_COUNTERS = (
-    "publish",
-    "deliver",
-    "deliver_no_ack",
-    "get",
-    "get_no_ack",
-    "get_empty",
-    "ack",
-    "redeliver",
-)
+_COUNTERS: tuple[str, ...] = tuple(QueueStats.__slots__)
 # RabbitMQ reports a queue's counters in two groups, each only once something has touched it:
 # what was published into the queue, and what channels took from it (deliveries, gets, acks).
 # A queue nothing happened to has no message_stats at all.

@@ -209,12 +209,7 @@ class Queue:
         Classic queues treat every way back alike; `to_back` matters to quorum queues only.
         """
         returned = sorted(entries, key=lambda e: e.seq)
-        if not returned:
-            return
-        self.unacked -= len(returned)
-        if self.deleted:
-            for entry in returned:
-                self.release(entry)
+        if not self._coming_back(returned):
             return
         for entry in returned:
             entry.redelivered = True
@@ -222,6 +217,15 @@ class Queue:
             self.ready_bytes += len(entry.message.body)
         self._merge_returned(returned)
         self.dispatch()
+
+    def _coming_back(self, returned: list[Entry]) -> bool:
+        """Unacked deliveries leave the channel; False when there is no queue to return to."""
+        self.unacked -= len(returned)
+        if self.deleted:
+            for entry in returned:
+                self.release(entry)
+            return False
+        return bool(returned)
 
     def _merge_returned(self, returned: list[Entry]) -> None:
         # Returned messages are older than nearly everything ready, so merge only the prefix of
@@ -361,12 +365,7 @@ class QuorumQueue(Queue):
 
     def requeue(self, entries: Iterable[Entry], *, to_back: bool = False) -> None:
         returned = list(entries)
-        if not returned:
-            return
-        self.unacked -= len(returned)
-        if self.deleted:
-            for entry in returned:
-                self.release(entry)
+        if not self._coming_back(returned):
             return
         ready = self.ready
         for entry in returned:

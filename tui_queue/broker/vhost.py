@@ -335,13 +335,7 @@ class VirtualHost:
         queue.deleted = True
         queue.cancel_all_consumers()
         queue.purge()
-        for exchange in list(self.exchanges.values()):
-            for binding in [
-                b
-                for b in exchange.bindings
-                if b.destination_kind == "queue" and b.destination == queue.name
-            ]:
-                self._remove_binding(exchange, binding)
+        self._remove_bindings_to("queue", queue.name)
         if self.on_queue_deleted is not None:
             self.on_queue_deleted(queue)
         return count
@@ -428,17 +422,20 @@ class VirtualHost:
         for binding in list(exchange.bindings):
             self._remove_binding(exchange, binding)
         # Bindings that point at this exchange from others go too.
-        for other in list(self.exchanges.values()):
-            for binding in [
-                b
-                for b in other.bindings
-                if b.destination_kind == "exchange" and b.destination == exchange.name
-            ]:
-                self._remove_binding(other, binding)
+        self._remove_bindings_to("exchange", exchange.name)
         if self.on_exchange_deleted is not None:
             self.on_exchange_deleted(exchange)
 
     # ----------------------------------------------------------------- bindings
+
+    def _remove_bindings_to(self, destination_kind: str, destination: str) -> None:
+        for exchange in list(self.exchanges.values()):
+            for binding in [
+                b
+                for b in exchange.bindings
+                if b.destination_kind == destination_kind and b.destination == destination
+            ]:
+                self._remove_binding(exchange, binding)
 
     def _binding_ends(
         self,
