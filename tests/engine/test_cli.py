@@ -176,3 +176,19 @@ def test_queue_type_mismatch_is_explained(engine_broker: BrokerUnderTest, queue_
     second = tui_queue("new-task", "c.", "--url", engine_broker.url, "--queue", queue_name)
     assert second.returncode == 1
     assert "PRECONDITION_FAILED - inequivalent arg 'x-queue-type'" in second.stderr
+
+
+def test_nonsense_settings_are_one_line_and_exit_1() -> None:
+    """Refused before any broker is reached (the URL here answers nothing)."""
+    url = "amqp://guest:guest@127.0.0.1:1/"
+    for args, message in (
+        (("run", "round-robin", "--workers", "0", "--url", url), "workers must be between"),
+        (("run", "kill", "--prefetch", "-1", "--url", url), "prefetch must be between"),
+        (("run", "kill", "--seconds-per-dot", "-2"), "seconds per dot must be between"),
+        (("worker", "--prefetch", "70000", "--url", url), "prefetch must be between"),
+        (("new-task", "hi", "--queue", "", "--url", url), "queue name must be"),
+    ):
+        result = tui_queue(*args)
+        assert result.returncode == 1, (args, result.stderr)
+        assert result.stderr.count("\n") == 1 and message in result.stderr, (args, result.stderr)
+        assert "Traceback" not in result.stderr

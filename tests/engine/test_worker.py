@@ -241,3 +241,68 @@ def test_workers_reconnect_by_themselves_after_a_broker_restart(harness: Harness
     h.wait_state(a, WorkerState.IDLE, timeout=30)
     h.engine.publish("after the restart.")
     h.wait(lambda: h.engine.totals().done == 1, "a task after the restart", timeout=30)
+
+
+def test_revive_after_a_hang_never_works_what_the_dead_connection_held(harness: Harness) -> None:
+    """Deliveries the broker pushed to a hung worker were never read by it. On revive they must
+    not be booked or worked: their delivery tags belong to the dead channel, and an ack with such
+    a tag on the fresh channel would ack another message or close the channel."""
+    h = harness(seconds_per_dot=0.01)
+    a = h.add(WorkerSettings(prefetch=0))
+    h.engine.kill(a, KillMode.HANG)
+    h.wait_state(a, WorkerState.HUNG)
+    h.engine.publish([f"task {n}." for n in range(20)]).wait(10)
+    h.wait(lambda: h.engine.passive_declare() == (0, 1), "the broker to push all 20 to a")
+    assert h.engine.totals().delivered == 0  # a hung worker reads nothing
+    h.engine.revive(a)
+    h.wait(lambda: h.engine.totals().done == 20, "all 20 done after the revive")
+    h.wait(lambda: h.engine.totals().unacked == 0, "every ack in")
+    assert_clean_books(h, 20)
+    assert h.engine.passive_declare() == (0, 1)
+    reasons = [e.reason for e in h.events.of_type(WorkerStateChanged) if e.worker == a]
+    assert not any(reason.startswith("connection lost") for reason in reasons), reasons
+
+
+def test_a_hung_auto_ack_worker_loses_what_the_broker_pushed_to_it(harness: Harness) -> None:
+    """Under auto-ack the broker forgets a message once it has sent it: what it pushed to a hung
+    worker is lost for real, and the books count each one when the hung connection is let go
+    (never leaving them 'ready' while the broker no longer has them)."""
+    h = harness(seconds_per_dot=0.01)
+    a = h.add(WorkerSettings(auto_ack=True))
+    h.engine.kill(a, KillMode.HANG)
+    h.wait_state(a, WorkerState.HUNG)
+    h.engine.publish([f"task {n}." for n in range(20)]).wait(10)
+    h.wait(lambda: h.engine.passive_declare() == (0, 1), "the broker to push all 20 to a")
+    h.engine.revive(a)
+    h.wait_state(a, WorkerState.IDLE)
+    totals = h.engine.totals()
+    assert (totals.lost, totals.ready, totals.in_hand, totals.done) == (20, 0, 0, 0), totals
+    assert totals.balanced
+    assert len([e for e in h.events.of_type(MessageLost) if e.worker == a]) == 20
+
+
+def test_a_crash_under_auto_ack_in_a_flood_books_every_delivery_it_read(harness: Harness) -> None:
+    """A crash in the middle of an auto-ack flood: every delivery the worker's connection read,
+    dispatched or not, ends up done or counted lost; nothing stays in hand or unacked. (What the
+    broker itself still had in its send buffer when it dropped the connection is discarded unseen:
+    RabbitMQ closes with SO_LINGER 0. The books can only keep those 'ready'.)"""
+    h = harness(seconds_per_dot=0.001)
+    a = h.add(WorkerSettings(auto_ack=True))
+    count = 5000
+    h.engine.publish([f"task {n}." for n in range(count)])
+    h.wait(lambda: h.engine.totals().delivered >= 200, "the flood to reach a")
+    h.engine.kill(a, KillMode.CRASH)
+    killed = h.events.wait_event(WorkerKilled)
+    h.add(WorkerSettings(prefetch=50))
+    # b holds 50 unacked until the queue is drained: both zero only once everything has settled
+    settled = h.events.wait_for(
+        lambda: (
+            (t := h.engine.totals()).done + t.lost == t.delivered and t.unacked == t.in_hand == 0
+        ),
+        30,
+    )
+    totals = h.engine.totals()
+    assert settled, totals
+    assert totals.lost == killed.lost >= 1, (totals, killed)
+    assert totals.duplicates == 0 and totals.balanced, totals
+    assert h.engine.passive_declare()[0] == 0

@@ -195,6 +195,19 @@ def test_invariant_with_the_brokers_numbers() -> None:
     assert not wrong.holds and wrong.difference == 1
 
 
+def test_invariant_with_the_brokers_numbers_and_an_external_message_in_hand() -> None:
+    """An auto-acked external delivery is held by a worker but not unacked in the broker."""
+    books = ledger()
+    (mid,) = publish(books, 1)
+    books.delivered("w1", mid, False, auto_ack=False)
+    books.delivered("w1", None, False, auto_ack=True)  # external, in hand
+    books.delivered("w1", None, False, auto_ack=False)  # external, unacked
+    totals = books.totals()
+    assert (totals.external_held, totals.external_unacked) == (2, 1)
+    assert books.unacked_count() == 2
+    assert books.check(broker_ready=0, broker_unacked=books.unacked_count()).holds
+
+
 @settings(max_examples=150, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 6), st.integers(0, 40), st.integers(0, 2)), max_size=300))
 def test_any_sequence_of_happenings_keeps_the_books_balanced(

@@ -6,6 +6,7 @@ import pika.exceptions
 import pytest
 from pika.adapters.utils.connection_workflow import AMQPConnectorSocketConnectError
 
+from tui_queue.engine.config import QueueSpec
 from tui_queue.engine.connect import (
     BrokerConnectError,
     describe_connect_error,
@@ -13,10 +14,13 @@ from tui_queue.engine.connect import (
     safe_url,
     url_parts,
 )
+from tui_queue.engine.events import EventBus
+from tui_queue.engine.ledger import Ledger
 from tui_queue.engine.mailbox import Mailbox
 from tui_queue.engine.stats import (
     ManagementClient,
     ManagementError,
+    StatsPoller,
     StatsSource,
     _LedgerRates,
     default_management_url,
@@ -107,3 +111,15 @@ def test_mailbox_without_a_connection() -> None:
     assert box.wait_without_connection(0.01) is None
     box.put(3)
     assert box.wait_without_connection(1) == 3
+
+
+def test_an_odd_management_answer_is_an_unavailable_sample_not_a_dead_poller() -> None:
+    poller = StatsPoller(URL, "http://127.0.0.1:1", QueueSpec, Ledger(), EventBus())
+
+    def odd_answer(_vhost: str, _name: str) -> dict[str, object]:
+        return dict(5)  # type: ignore[call-overload]  # what dict() makes of a JSON number
+
+    poller._management.queue = odd_answer  # type: ignore[method-assign]
+    sample = poller.sample()
+    assert sample.source is StatsSource.UNAVAILABLE and not sample.available
+    assert sample.detail.startswith("stats failed: ") and "\n" not in sample.detail

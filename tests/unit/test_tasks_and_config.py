@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pika.exceptions
 import pytest
 
+from tui_queue.engine import scenarios
 from tui_queue.engine.config import (
     AckTiming,
     EngineConfig,
@@ -16,6 +18,7 @@ from tui_queue.engine.config import (
     validate_seconds_per_dot,
 )
 from tui_queue.engine.publisher import TaskTooLarge, encode_bodies
+from tui_queue.engine.scenarios import ScenarioError, ScenarioOptions, ScenarioReport, run_scenario
 from tui_queue.engine.tasks import (
     HELLO,
     TUTORIAL_TASKS,
@@ -112,3 +115,31 @@ def test_mode_summary() -> None:
     assert describe_mode(WorkerSettings(auto_ack=True)).startswith("auto-ack")
     changed = WorkerSettings().with_changes(prefetch=3)
     assert changed.prefetch == 3
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [{"workers": 0}, {"workers": 33}, {"prefetch": -1}, {"seconds_per_dot": -1}, {"timeout": 0}],
+)
+def test_scenario_options_refuse_nonsense(bad: dict[str, float]) -> None:
+    with pytest.raises(SettingsError):
+        ScenarioOptions(url="amqp://x", **bad)  # type: ignore[arg-type]
+
+
+def test_a_scenario_that_times_out_or_loses_its_broker_is_a_scenario_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def times_out(_options: ScenarioOptions) -> ScenarioReport:
+        raise TimeoutError("no WorkStarted event within 60 s")
+
+    def broker_fails(_options: ScenarioOptions) -> ScenarioReport:
+        raise pika.exceptions.ChannelClosedByBroker(404, "NOT_FOUND - no queue\n'q'")
+
+    options = ScenarioOptions(url="amqp://x")
+    monkeypatch.setitem(scenarios._RUNNERS, "kill", times_out)
+    with pytest.raises(ScenarioError, match="kill: timed out: no WorkStarted event within 60 s"):
+        run_scenario("kill", options)
+    monkeypatch.setitem(scenarios._RUNNERS, "kill", broker_fails)
+    with pytest.raises(ScenarioError, match="kill: the broker failed: .*NOT_FOUND") as caught:
+        run_scenario("kill", options)
+    assert "\n" not in str(caught.value)

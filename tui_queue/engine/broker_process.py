@@ -37,15 +37,6 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-def port_free(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-        return True
-
-
 class BrokerProcess:
     """Implements BrokerControl for the embedded broker."""
 
@@ -74,7 +65,9 @@ class BrokerProcess:
         self._durable_store = durable_store
         self._process: subprocess.Popen[bytes] | None = None
         self._reader: threading.Thread | None = None
+        # Set once the child prints its URL (then _listening is True) or ends its output.
         self._ready = threading.Event()
+        self._listening = False
         self._output: deque[str] = deque(maxlen=50)
         self._lock = threading.Lock()
         self._atexit_registered = False
@@ -157,6 +150,7 @@ class BrokerProcess:
 
     def _spawn(self) -> None:
         self._ready.clear()
+        self._listening = False
         self._output.clear()
         self._process = subprocess.Popen(
             self._command(),
@@ -170,7 +164,8 @@ class BrokerProcess:
             target=self._read_output, args=(self._process,), name="tq-broker-output", daemon=True
         )
         self._reader.start()
-        if not self._ready.wait(self._start_timeout) or not self.running:
+        # Output ended without the URL: the child failed, though it may not have exited yet.
+        if not self._ready.wait(self._start_timeout) or not self._listening or not self.running:
             tail = " | ".join(self._output) or "no output"
             self._terminate(hard=True)
             raise BrokerStartError(f"the embedded broker did not start: {tail}")
@@ -187,6 +182,7 @@ class BrokerProcess:
             amqp = _AMQP_LINE.search(line)
             if amqp:
                 self.port = int(amqp.group(2))
+                self._listening = True
                 self._ready.set()
             http = _HTTP_LINE.search(line)
             if http and self.management_port is None:

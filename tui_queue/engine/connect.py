@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import urllib.parse
+from collections.abc import Iterator
 
 import pika
 import pika.exceptions
@@ -11,11 +13,20 @@ from pika.adapters.blocking_connection import BlockingChannel, BlockingConnectio
 
 from tui_queue.engine.config import QueueSpec
 
-TUTORIAL_URL = "amqp://guest:guest@localhost:5672/"
-
 
 class BrokerConnectError(Exception):
     """The broker could not be reached or refused us; str() is one line fit for stderr."""
+
+
+# What a lost connection, a closed channel or a refused connect looks like to a thread that owns
+# a pika connection: each of them is handled by dropping that connection and starting afresh.
+LINK_ERRORS = (pika.exceptions.AMQPError, OSError, BrokerConnectError)
+
+
+def one_line(error: object) -> str:
+    """An exception as one line: pika's messages may span lines, and some are empty."""
+    text = str(error) or type(error).__name__
+    return " ".join(text.split())
 
 
 def safe_url(url: str) -> str:
@@ -94,13 +105,25 @@ def describe_connect_error(error: BaseException, url: str) -> str:
             return f"cannot reach the broker at {where}: connection refused"
         if isinstance(reason, TimeoutError | socket.timeout):
             return f"cannot reach the broker at {where}: timed out"
-        return f"cannot reach the broker at {where}: {_one_line(reason)}"
-    return f"cannot reach the broker at {where}: {_one_line(error)}"
+        return f"cannot reach the broker at {where}: {one_line(reason)}"
+    return f"cannot reach the broker at {where}: {one_line(error)}"
 
 
-def _one_line(error: object) -> str:
-    text = str(error) or type(error).__name__
-    return " ".join(text.split())
+@contextlib.contextmanager
+def one_off_channel(url: str, name: str) -> Iterator[BlockingChannel]:
+    """A channel on a connection of its own, for one chore on the calling thread, closed after.
+    The broker failing on the way reads as BrokerConnectError, one line."""
+    conn = connect(url, name=name)
+    try:
+        yield conn.channel()
+    except (pika.exceptions.AMQPError, OSError) as error:
+        raise BrokerConnectError(
+            f"the broker at {safe_url(url)} failed: {one_line(error)}"
+        ) from None
+    finally:
+        if conn.is_open:
+            with contextlib.suppress(*LINK_ERRORS):  # broken already: nothing left to close
+                conn.close()
 
 
 def declare_queue(channel: BlockingChannel, spec: QueueSpec, passive: bool = False) -> int:

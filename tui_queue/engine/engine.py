@@ -23,17 +23,22 @@ from tui_queue.engine.config import (
     WorkerSettings,
     validate_seconds_per_dot,
 )
-from tui_queue.engine.connect import BrokerConnectError, connect, declare_queue, safe_url, url_parts
+from tui_queue.engine.connect import (
+    BrokerConnectError,
+    declare_queue,
+    one_off_channel,
+    safe_url,
+    url_parts,
+)
 from tui_queue.engine.events import (
     BrokerState,
     BrokerStateChanged,
     EventBus,
-    MessageLost,
-    MessageRequeued,
     QueuePurged,
     QueueRedeclared,
     WorkerAdded,
     WorkerRemoved,
+    announce_released,
 )
 from tui_queue.engine.ledger import Ledger, LedgerTotals
 from tui_queue.engine.publisher import Publisher, PublishTicket
@@ -76,7 +81,9 @@ class Engine:
         self._queue = config.queue
         self._spd = config.seconds_per_dot
         self._workers: dict[str, Worker] = {}
-        self._settings: dict[str, WorkerSettings] = {}
+        # Removed workers whose thread had not ended within remove_worker's timeout: stop()
+        # joins them too, so no thread outlives the engine unnoticed.
+        self._retired: list[Worker] = []
         self._next_worker = 1
         self._started = False
         self._stopped = False
@@ -113,6 +120,8 @@ class Engine:
         Raises BrokerConnectError (or QueueMismatch) with a one-line message."""
         check_queue(self.config.url, self._queue)
         with self._lock:
+            if self._stopped or self._started:
+                return  # stopped meanwhile (nothing may outlive stop()), or started already
             self._started = True
             self._publisher.start()
             self._stats.start()
@@ -122,10 +131,10 @@ class Engine:
         poller, and join their threads. True when every thread has ended."""
         with self._lock:
             self._stopped = True
-            workers = list(self._workers.values())
+            workers = [*self._workers.values(), *self._retired]
         for worker in workers:
-            worker.request_stop()
-        ended = all(worker.stop(timeout) for worker in workers)
+            worker.request_stop()  # all at once: they close in parallel, then are joined
+        ended = all([worker.stop(timeout) for worker in workers])  # a list: join every one
         if self._started:
             ended = self._publisher.stop(timeout) and ended
             ended = self._stats.stop(timeout) and ended
@@ -180,17 +189,20 @@ class Engine:
                 seconds_per_dot=self._spd,
             )
             self._workers[name] = worker
-            self._settings[name] = settings
-        self.bus.emit(WorkerAdded(worker=name, settings=settings))
-        worker.start()
+            # Under the lock, so a concurrent stop() either refuses this worker or joins it;
+            # WorkerAdded first, so subscribers hear of the worker before its first state.
+            self.bus.emit(WorkerAdded(worker=name, settings=settings))
+            worker.start()
         return name
 
     def remove_worker(self, name: str, timeout: float = 10.0) -> None:
         with self._lock:
             worker = self._worker(name)
             del self._workers[name]
-            del self._settings[name]
-        worker.stop(timeout)
+            self._retired.append(worker)
+        if worker.stop(timeout):
+            with self._lock:
+                self._retired.remove(worker)
         self.bus.emit(WorkerRemoved(worker=name))
 
     def worker_names(self) -> list[str]:
@@ -206,9 +218,9 @@ class Engine:
             return self._worker(name).snapshot()
 
     def settings(self, name: str) -> WorkerSettings:
+        """The worker's settings as last set (its snapshot shows them once applied)."""
         with self._lock:
-            self._worker(name)
-            return self._settings[name]
+            return self._worker(name).requested_settings
 
     def _worker(self, name: str) -> Worker:
         try:
@@ -228,11 +240,11 @@ class Engine:
         """Change settings of one worker (or all when name is None). Invalid values raise
         SettingsError and change nothing."""
         with self._lock:
-            targets = self._targets(name)
-            updated = {target: self._settings[target].with_changes(**changes) for target in targets}
-            for target, settings in updated.items():
-                self._settings[target] = settings
-                self._workers[target].update(settings, requeue_held)
+            workers = [self._workers[target] for target in self._targets(name)]
+            # Every new value is checked before any worker hears of it.
+            updated = [worker.requested_settings.with_changes(**changes) for worker in workers]
+            for worker, settings in zip(workers, updated, strict=True):
+                worker.update(settings, requeue_held)
 
     def set_prefetch(
         self, prefetch: int, name: str | None = None, requeue_held: bool = False
@@ -305,10 +317,7 @@ class Engine:
     def purge(self, timeout: float = 10.0) -> int:
         """queue.purge: ready messages go; held ones stay with their workers."""
         count = self._publisher.purge().result(timeout)
-        for item in self.ledger.purged():
-            self.bus.emit(
-                MessageLost(message_id=item.message_id, seq=item.seq, worker=None, reason="purged")
-            )
+        announce_released(self.bus, (), self.ledger.purged(), "purged")
         self.bus.emit(QueuePurged(queue=self._queue.name, count=count))
         self._stats.poke()
         return count
@@ -322,12 +331,7 @@ class Engine:
             self._queue = spec  # first, so workers cancelled by the delete redeclare the new one
         self._publisher.delete_queue(old.name).result(timeout)
         self._publisher.declare(spec).result(timeout)
-        for item in self.ledger.purged():
-            self.bus.emit(
-                MessageLost(
-                    message_id=item.message_id, seq=item.seq, worker=None, reason="queue deleted"
-                )
-            )
+        announce_released(self.bus, (), self.ledger.purged(), "queue deleted")
         self.bus.emit(QueueRedeclared(spec=spec))
         self._stats.poke()
 
@@ -342,21 +346,7 @@ class Engine:
         )
         survives = self._queue.durable and control.durable_store
         requeued, lost = self.ledger.broker_restarting(survives)
-        for item in requeued:
-            self.bus.emit(
-                MessageRequeued(
-                    message_id=item.message_id,
-                    seq=item.seq,
-                    worker=item.worker or "?",
-                    reason="broker restart",
-                )
-            )
-        for item in lost:
-            self.bus.emit(
-                MessageLost(
-                    message_id=item.message_id, seq=item.seq, worker=None, reason="broker restart"
-                )
-            )
+        announce_released(self.bus, requeued, lost, "broker restart")
         control.restart(kill)
         self.bus.emit(BrokerStateChanged(state=BrokerState.UP))
         self._stats.poke()
@@ -376,7 +366,9 @@ class Engine:
 
     def threads_alive(self) -> list[str]:
         """Names of this engine's threads still running (empty after stop())."""
-        alive = [f"worker {w.name}" for w in self._workers.values() if w.alive]
+        with self._lock:
+            workers = [*self._workers.values(), *self._retired]
+        alive = [f"worker {w.name}" for w in workers if w.alive]
         if self._publisher.alive:
             alive.append("publisher")
         if self._stats.alive:
@@ -387,17 +379,11 @@ class Engine:
 def check_queue(url: str, spec: QueueSpec) -> None:
     """Connect and declare the queue on the calling thread, then close: the one-line error now
     rather than a worker retrying forever."""
-    conn = connect(url, name="tui-queue check")
-    try:
-        channel = conn.channel()
-        declare_queue(channel, spec)
-    except pika.exceptions.ChannelClosedByBroker as error:
-        raise QueueMismatch(
-            f"queue {spec.name!r} cannot be declared as {spec.queue_type.value}"
-            f"{' durable' if spec.durable else ''}: {error.reply_text}"
-        ) from None
-    except (pika.exceptions.AMQPError, OSError) as error:
-        raise BrokerConnectError(f"the broker at {safe_url(url)} failed: {error}") from None
-    finally:
-        if conn.is_open:
-            conn.close()
+    with one_off_channel(url, "tui-queue check") as channel:
+        try:
+            declare_queue(channel, spec)
+        except pika.exceptions.ChannelClosedByBroker as error:
+            raise QueueMismatch(
+                f"queue {spec.name!r} cannot be declared as {spec.queue_type.value}"
+                f"{' durable' if spec.durable else ''}: {error.reply_text}"
+            ) from None

@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, TypeVar
@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, TypeVar
 from tui_queue.engine.config import KillMode, QueueSpec, WorkerSettings
 
 if TYPE_CHECKING:
-    from tui_queue.engine.ledger import LedgerTotals, WorkerCounts
+    from tui_queue.engine.ledger import LedgerTotals, Released, WorkerCounts
     from tui_queue.engine.stats import QueueStats
 
 log = logging.getLogger(__name__)
@@ -284,6 +284,25 @@ class EventBus:
                 subscription.callback(event)
             except Exception:  # a broken subscriber must not take an engine thread down
                 log.exception("event subscriber failed on %r", event)
+
+
+def announce_released(
+    bus: EventBus, requeued: Iterable[Released], lost: Iterable[Released], reason: str
+) -> None:
+    """MessageRequeued and MessageLost for what the books just released (a worker's death, a
+    purge, a broker restart), each naming the worker that held it, if any."""
+    if not bus.has_subscribers:
+        return
+    for item in requeued:
+        bus.emit(
+            MessageRequeued(
+                message_id=item.message_id, seq=item.seq, worker=item.worker or "?", reason=reason
+            )
+        )
+    for item in lost:
+        bus.emit(
+            MessageLost(message_id=item.message_id, seq=item.seq, worker=item.worker, reason=reason)
+        )
 
 
 class EventWaiter:

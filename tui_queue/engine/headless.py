@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 
 from tui_queue.engine.broker_process import BrokerProcess, BrokerStartError
 from tui_queue.engine.config import KillMode, SettingsError
@@ -28,20 +29,22 @@ def run_headless(
 ) -> int:
     broker: BrokerProcess | None = None
     try:
-        if url is None:
-            broker = BrokerProcess()  # embedded, free ports, a throwaway data dir
-            broker.start()
-            url, management_url = broker.url, broker.management_url
+        # Built first: a nonsense setting is refused before any broker starts.
         options = ScenarioOptions(
-            url=url,
+            url=url or "",
             management_url=management_url,
-            control=broker,
             workers=workers,
             prefetch=prefetch,
             seconds_per_dot=seconds_per_dot,
             queue=queue,
             kill_mode=KillMode(kill_mode),
         )
+        if url is None:
+            broker = BrokerProcess()  # embedded, free ports, a throwaway data dir
+            broker.start()
+            options = replace(
+                options, url=broker.url, management_url=broker.management_url, control=broker
+            )
         report = run_scenario(scenario, options)
     except (BrokerConnectError, BrokerStartError, ScenarioError, SettingsError) as error:
         print(f"tui-queue run: {error}", file=sys.stderr)

@@ -14,9 +14,11 @@ so published = ready + unacked + in_hand + done + lost + purged at every instant
 
 Memory is bounded by what is in flight, not by history: a per-message record exists only while a
 message is ready, unacked or in hand (the broker holds those too). A finished message costs one
-byte in `_final`, its final place indexed by sequence number (100k messages = 100 kB), which is what
-lets the ledger spot exactly a message done twice or a "lost" one that comes back. The recent log
-is a fixed-size deque of the rare happenings (requeues, losses, duplicates), never one per message.
+byte in `_final`, its final place indexed by sequence number (1M messages = 1 MB, the only thing
+that grows with history), which is what lets the ledger spot exactly a message done twice or a
+"lost" one that comes back. The recent log is a fixed-size deque of the rare happenings (requeues,
+losses, duplicates), never one per message. Externals (published by others) are followed only
+until they settle.
 """
 
 from __future__ import annotations
@@ -154,8 +156,9 @@ class LedgerTotals:
     acked: int
     external_received: int
     external_done: int
-    external_held: int
+    external_held: int  # unacked or in hand
     external_lost: int
+    external_unacked: int = 0  # of external_held, those the broker counts unacked
 
     @property
     def balanced(self) -> bool:
@@ -447,11 +450,7 @@ class Ledger:
             return self._done_after_finish(key, worker, counts)
         duplicate = msg.worked
         if duplicate:
-            counts.duplicates += 1
-            self._duplicates += 1
-            self._recent.append(
-                LedgerEntry(time.monotonic(), "duplicate", worker, self.ids.make(key))
-            )
+            self._count_duplicate(key, worker, counts)
         msg.worked = True
         if msg.place is Place.IN_HAND and msg.holder == worker:
             self._finish(key, msg, Final.DONE)
@@ -467,11 +466,7 @@ class Ledger:
             return False
         final = Final(self._final[seq])
         if final is Final.DONE:
-            counts.duplicates += 1
-            self._duplicates += 1
-            self._recent.append(
-                LedgerEntry(time.monotonic(), "duplicate", worker, self.ids.make(seq))
-            )
+            self._count_duplicate(seq, worker, counts)
             return True
         if final in (Final.LOST, Final.PURGED):
             # Written off while a worker still had it (broker restart, purge): it did get done.
@@ -482,6 +477,11 @@ class Ledger:
             self._final[seq] = Final.DONE
             self._done += 1
         return False
+
+    def _count_duplicate(self, seq: int, worker: str, counts: _Counts) -> None:
+        counts.duplicates += 1
+        self._duplicates += 1
+        self._recent.append(LedgerEntry(time.monotonic(), "duplicate", worker, self.ids.make(seq)))
 
     def requeued(self, worker: str, key: Key, reason: str) -> None:
         """The worker gave a held delivery back (basic.nack/reject with requeue)."""
@@ -616,13 +616,16 @@ class Ledger:
                 external_done=self._ext_done,
                 external_held=len(self._external),
                 external_lost=self._ext_lost,
+                external_unacked=self._external_unacked(),
             )
+
+    def _external_unacked(self) -> int:
+        return sum(1 for ext in self._external.values() if ext.place is Place.UNACKED)
 
     def unacked_count(self) -> int:
         """Ackable deliveries held by our workers, ours and external: the fallback's 'unacked'."""
         with self._lock:
-            ext = sum(1 for e in self._external.values() if e.place is Place.UNACKED)
-            return self._unacked + ext
+            return self._unacked + self._external_unacked()
 
     def worker_counts(self, worker: str) -> WorkerCounts:
         with self._lock:
@@ -663,7 +666,8 @@ class Ledger:
         if broker_ready is not None and broker_unacked is not None:
             source = "broker"
             ready = broker_ready
-            unacked = broker_unacked - totals.external_held
+            # External deliveries in hand are not unacked in the broker: only the others count.
+            unacked = broker_unacked - totals.external_unacked
         check = InvariantCheck(
             holds=False,
             published=totals.published,

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import queue
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
 import pika.exceptions
@@ -59,3 +60,40 @@ class Mailbox(Generic[T]):
 
     def empty(self) -> bool:
         return self._queue.empty()
+
+
+Command = Callable[[], None]
+
+
+class MailboxThread:
+    """A thread that owns one pika connection and takes its commands from a Mailbox: the worker,
+    the publisher and the stats poller. Subclasses write `_run`, which ends once `_stopping`."""
+
+    def __init__(self, thread_name: str) -> None:
+        self._mailbox: Mailbox[Command] = Mailbox()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name=thread_name, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def request_stop(self) -> None:
+        """Ask the thread to finish (see _cmd_stop) and end; returns at once."""
+        self._mailbox.put(self._cmd_stop)
+
+    def stop(self, timeout: float = 10.0) -> bool:
+        """request_stop() and join; True if the thread has ended (or never started)."""
+        if self._thread.is_alive():
+            self.request_stop()
+            self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def _cmd_stop(self) -> None:
+        self._stopping = True
+
+    def _run(self) -> None:
+        raise NotImplementedError

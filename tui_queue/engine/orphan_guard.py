@@ -18,8 +18,10 @@ GRACE_SECONDS = 5.0
 
 
 def _watch_stdin() -> None:
-    stdin = sys.stdin.buffer
-    while stdin.read(4096):
+    # os.read on the descriptor, not sys.stdin: a daemon thread blocked in a buffered read makes
+    # the interpreter abort at exit ("could not acquire lock for <stdin>") when the broker ends.
+    fd = sys.stdin.fileno()
+    while os.read(fd, 4096):
         pass  # the parent never writes; anything read is ignored
     timer = threading.Timer(GRACE_SECONDS, os._exit, args=(1,))
     timer.daemon = True

@@ -20,16 +20,14 @@ import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
 
 from tui_queue.engine.config import MAX_BODY_BYTES, QueueSpec, SettingsError
-from tui_queue.engine.connect import BrokerConnectError, connect, declare_queue
+from tui_queue.engine.connect import LINK_ERRORS, connect, declare_queue, one_line
 from tui_queue.engine.events import EngineError, EventBus, MessagePublished, PublishOutcome
 from tui_queue.engine.ledger import Ledger
-from tui_queue.engine.mailbox import Mailbox
+from tui_queue.engine.mailbox import Command, MailboxThread
 from tui_queue.engine.pika_compat import sever
 from tui_queue.engine.tasks import preview
 
 log = logging.getLogger(__name__)
-
-_LINK_ERRORS = (pika.exceptions.AMQPError, OSError, BrokerConnectError)
 
 
 class TaskTooLarge(SettingsError):
@@ -77,11 +75,10 @@ def encode_bodies(bodies: Sequence[str | bytes], limit: int = MAX_BODY_BYTES) ->
     return encoded
 
 
-Command = Callable[[], None]
 R = TypeVar("R")
 
 
-class Publisher:
+class Publisher(MailboxThread):
     def __init__(
         self,
         url: str,
@@ -93,6 +90,7 @@ class Publisher:
         heartbeat: int | None = None,
         connection_name: str = "tui-queue",
     ) -> None:
+        super().__init__("tq-publisher")
         self._url = url
         self._queue_spec = queue
         self._ledger = ledger
@@ -101,28 +99,12 @@ class Publisher:
         self._max_body = max_body_bytes
         self._heartbeat = heartbeat
         self._name = f"{connection_name} publisher"
-        self._mailbox: Mailbox[Command] = Mailbox()
-        self._thread = threading.Thread(target=self._run, name="tq-publisher", daemon=True)
-        self._stopping = False
         self._conn: BlockingConnection | None = None
         self._channel: BlockingChannel | None = None
         self._last_error = ""
         self._declared: QueueSpec | None = None
 
-    # --- any thread ---------------------------------------------------------------------------
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, timeout: float = 10.0) -> bool:
-        if self._thread.is_alive():
-            self._mailbox.put(self._cmd_stop)
-            self._thread.join(timeout)
-        return not self._thread.is_alive()
-
-    @property
-    def alive(self) -> bool:
-        return self._thread.is_alive()
+    # --- any thread (and start(), stop(), alive: see MailboxThread) ----------------------------
 
     def publish(self, bodies: Sequence[str | bytes], persistent: bool = True) -> PublishTicket:
         """Queue tasks for sending; raises TaskTooLarge (nothing is sent) if one is too big."""
@@ -166,9 +148,12 @@ class Publisher:
                 # A refused declare/purge closes only the channel; report it, reopen next time.
                 self._channel = None
                 future.set_exception(error)
-            except _LINK_ERRORS as error:
+            except LINK_ERRORS as error:
                 self._drop_connection()
                 future.set_exception(error)
+            except Exception as error:  # not the broker: the caller hears of it all the same
+                future.set_exception(error)
+                raise
 
         self._mailbox.put(run)
         return future
@@ -182,19 +167,27 @@ class Publisher:
                 if conn is None or conn.is_closed:
                     command = self._mailbox.wait_without_connection(None)
                     if command is not None:
-                        command()
+                        self._run_command(command)
                     continue
                 try:
                     conn.process_data_events(time_limit=None)
-                except _LINK_ERRORS:
+                except LINK_ERRORS:
                     self._drop_connection()
                     continue
                 for command in self._mailbox.drain():
-                    command()
+                    self._run_command(command)
                     if self._stopping:
                         break
         finally:
             self._drop_connection()
+
+    def _run_command(self, command: Command) -> None:
+        try:
+            command()
+        except Exception as error:  # a fault of ours, not the broker's: report it, keep going
+            log.exception("publisher command failed")
+            self._drop_connection()
+            self._report(f"publisher failed: {one_line(error)}")
 
     def _ensure_channel(self) -> BlockingChannel:
         if self._conn is None or self._conn.is_closed:
@@ -225,11 +218,8 @@ class Publisher:
         if conn is not None and not conn.is_closed:
             try:
                 conn.close()
-            except _LINK_ERRORS:
+            except LINK_ERRORS:
                 sever(conn)
-
-    def _cmd_stop(self) -> None:
-        self._stopping = True
 
     def _report(self, message: str) -> None:
         # One error event per distinct problem, not one per message of a batch.
@@ -244,9 +234,9 @@ class Publisher:
         for index, body in enumerate(bodies):
             try:
                 channel = self._publishing_channel()
-            except _LINK_ERRORS as error:
+            except LINK_ERRORS as error:
                 self._drop_connection()
-                detail = _one_line(error)
+                detail = one_line(error)
                 self._report(f"cannot publish: {detail}")
                 for rest in bodies[index:]:
                     self._outcome(
@@ -270,9 +260,9 @@ class Publisher:
                 outcome, detail = PublishOutcome.RETURNED, "unroutable: no queue took it"
             except pika.exceptions.NackError:
                 outcome, detail = PublishOutcome.NACKED, "the broker refused it (basic.nack)"
-            except _LINK_ERRORS as error:
+            except LINK_ERRORS as error:
                 self._drop_connection()
-                outcome, detail = PublishOutcome.FAILED, _one_line(error)
+                outcome, detail = PublishOutcome.FAILED, one_line(error)
                 self._report(f"cannot publish: {detail}")
             else:
                 self._last_error = ""
@@ -305,8 +295,3 @@ class Publisher:
                 detail=detail,
             )
         )
-
-
-def _one_line(error: BaseException) -> str:
-    text = str(error) or type(error).__name__
-    return " ".join(text.split())

@@ -20,8 +20,16 @@ from typing import Any
 import pika.exceptions
 
 from tui_queue.engine.broker_control import BrokerControl
-from tui_queue.engine.config import EngineConfig, KillMode, QueueSpec, WorkerSettings
-from tui_queue.engine.connect import BrokerConnectError, connect, safe_url
+from tui_queue.engine.config import (
+    EngineConfig,
+    KillMode,
+    QueueSpec,
+    SettingsError,
+    WorkerSettings,
+    validate_prefetch,
+    validate_seconds_per_dot,
+)
+from tui_queue.engine.connect import LINK_ERRORS, one_line, one_off_channel, safe_url
 from tui_queue.engine.dispatch_model import predict_dispatch
 from tui_queue.engine.engine import Engine
 from tui_queue.engine.events import (
@@ -29,6 +37,7 @@ from tui_queue.engine.events import (
     EventWaiter,
     MessagePublished,
     MessageReceived,
+    PublishOutcome,
     WorkDone,
     WorkerKilled,
     WorkerState,
@@ -37,6 +46,8 @@ from tui_queue.engine.events import (
 from tui_queue.engine.tasks import TUTORIAL_TASKS, dots, heavy_light_bodies
 
 SCENARIOS = ("round-robin", "heavy-light", "kill", "auto-ack-kill", "forgotten-ack", "durability")
+# Enough for any lesson; a typo such as 200 would start 200 threads and connections.
+MAX_WORKERS = 32
 
 
 class ScenarioError(Exception):
@@ -55,6 +66,15 @@ class ScenarioOptions:
     heartbeat: int | None = None
     timeout: float = 60.0  # for each wait inside the scenario
     kill_mode: KillMode = KillMode.CRASH
+
+    def __post_init__(self) -> None:
+        if self.workers is not None and not 1 <= self.workers <= MAX_WORKERS:
+            raise SettingsError(f"workers must be between 1 and {MAX_WORKERS}")
+        if self.prefetch is not None:
+            validate_prefetch(self.prefetch)
+        validate_seconds_per_dot(self.seconds_per_dot)
+        if not self.timeout > 0:
+            raise SettingsError("timeout must be positive")
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +153,7 @@ class _Run:
         self.events.close()
         self.engine.stop()
         if self.options.queue is None:  # ours alone: leave nothing behind on the broker
-            with contextlib.suppress(BrokerConnectError, pika.exceptions.AMQPError, OSError):
+            with contextlib.suppress(*LINK_ERRORS):
                 _delete_queue(self.options.url, self.engine.queue_spec().name)
 
     def wait(self, predicate: Callable[[], bool], what: str, timeout: float | None = None) -> None:
@@ -157,7 +177,8 @@ class _Run:
         if self.started_at is None:
             self.started_at = time.monotonic()
         results = self.engine.publish(list(bodies), persistent).wait(self.options.timeout)
-        failed = [r for r in results if r.seq is None or r.outcome.value in ("failed", "nacked")]
+        refused = (PublishOutcome.FAILED, PublishOutcome.NACKED)
+        failed = [r for r in results if r.seq is None or r.outcome in refused]
         if failed:
             raise ScenarioError(f"publish failed: {failed[0].detail}")
         return [r.seq for r in results if r.seq is not None]
@@ -517,35 +538,23 @@ def durability(options: ScenarioOptions) -> ScenarioReport:
 
 
 def _declare_transient_queue(url: str, name: str) -> None:
-    conn = connect(url, name="tui-queue scenario")
-    try:
-        channel = conn.channel()
+    with one_off_channel(url, "tui-queue scenario") as channel:
         channel.queue_declare(name, durable=False)
         channel.basic_publish("", name, b"in a transient queue")
-    finally:
-        conn.close()
 
 
 def _queue_exists(url: str, name: str) -> bool:
-    conn = connect(url, name="tui-queue scenario")
-    try:
-        channel = conn.channel()
+    with one_off_channel(url, "tui-queue scenario") as channel:
         try:
             channel.queue_declare(name, passive=True)
         except pika.exceptions.ChannelClosedByBroker:
             return False
         return True
-    finally:
-        if conn.is_open:
-            conn.close()
 
 
 def _delete_queue(url: str, name: str) -> None:
-    conn = connect(url, name="tui-queue scenario")
-    try:
-        conn.channel().queue_delete(name)
-    finally:
-        conn.close()
+    with one_off_channel(url, "tui-queue scenario") as channel:
+        channel.queue_delete(name)
 
 
 _RUNNERS: dict[str, Callable[[ScenarioOptions], ScenarioReport]] = {
@@ -559,11 +568,18 @@ _RUNNERS: dict[str, Callable[[ScenarioOptions], ScenarioReport]] = {
 
 
 def run_scenario(name: str, options: ScenarioOptions) -> ScenarioReport:
+    """Run one scenario. Raises ScenarioError (one line) when it cannot finish, BrokerConnectError
+    when the broker cannot be reached at the start, SettingsError for a nonsense option."""
     try:
         runner = _RUNNERS[name]
     except KeyError:
         raise ScenarioError(f"no scenario {name!r}; choose from {', '.join(SCENARIOS)}") from None
-    return runner(options)
+    try:
+        return runner(options)
+    except TimeoutError as error:  # a wait on an event, a publish or a broker answer
+        raise ScenarioError(f"{name}: timed out: {one_line(error)}") from None
+    except (pika.exceptions.AMQPError, OSError) as error:
+        raise ScenarioError(f"{name}: the broker failed: {one_line(error)}") from None
 
 
 __all__ = [

@@ -27,14 +27,13 @@ import pika.exceptions
 from pika.adapters.blocking_connection import BlockingConnection
 
 from tui_queue.engine.config import QueueSpec
-from tui_queue.engine.connect import BrokerConnectError, connect, url_parts
+from tui_queue.engine.connect import LINK_ERRORS, connect, one_line, url_parts
 from tui_queue.engine.events import EventBus, StatsUpdated
 from tui_queue.engine.ledger import Ledger
-from tui_queue.engine.mailbox import Mailbox
+from tui_queue.engine.mailbox import MailboxThread
 
 log = logging.getLogger(__name__)
 
-_LINK_ERRORS = (pika.exceptions.AMQPError, OSError, BrokerConnectError)
 # While on the fallback, try the management API again this often.
 MANAGEMENT_RETRY = 10.0
 
@@ -63,6 +62,24 @@ class QueueStats:
     @property
     def available(self) -> bool:
         return self.source is not StatsSource.UNAVAILABLE
+
+    @classmethod
+    def unavailable(cls, queue: str, at: float, detail: str) -> QueueStats:
+        """A sample without numbers, saying why."""
+        return cls(
+            queue=queue,
+            ready=None,
+            unacked=None,
+            consumers=None,
+            publish_rate=None,
+            deliver_rate=None,
+            ack_rate=None,
+            queue_type=None,
+            durable=None,
+            source=StatsSource.UNAVAILABLE,
+            detail=detail,
+            at=at,
+        )
 
 
 class ManagementError(Exception):
@@ -158,7 +175,7 @@ class _LedgerRates:
         )
 
 
-class StatsPoller:
+class StatsPoller(MailboxThread):
     """A thread that samples the queue every `interval` seconds and emits StatsUpdated."""
 
     def __init__(
@@ -171,8 +188,9 @@ class StatsPoller:
         interval: float = 0.25,
         connection_name: str = "tui-queue",
     ) -> None:
+        super().__init__("tq-stats")
         self._url = url
-        host, _port, vhost, user, password = url_parts(url)
+        _host, _port, vhost, user, password = url_parts(url)
         self._vhost = vhost
         self._management = ManagementClient(
             management_url or default_management_url(url), user, password
@@ -182,9 +200,6 @@ class StatsPoller:
         self._bus = bus
         self._interval = interval
         self._name = f"{connection_name} stats"
-        self._mailbox: Mailbox[Callable[[], None]] = Mailbox()
-        self._thread = threading.Thread(target=self._run, name="tq-stats", daemon=True)
-        self._stopping = False
         self._conn: BlockingConnection | None = None
         self._use_management = True
         self._management_retry_at = 0.0
@@ -193,19 +208,6 @@ class StatsPoller:
         self._latest_lock = threading.Lock()
         self._latest: QueueStats | None = None
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, timeout: float = 10.0) -> bool:
-        if self._thread.is_alive():
-            self._mailbox.put(self._cmd_stop)
-            self._thread.join(timeout)
-        return not self._thread.is_alive()
-
-    @property
-    def alive(self) -> bool:
-        return self._thread.is_alive()
-
     def latest(self) -> QueueStats | None:
         with self._latest_lock:
             return self._latest
@@ -213,9 +215,6 @@ class StatsPoller:
     def poke(self) -> None:
         """Sample now instead of at the next tick (after a purge, a kill...)."""
         self._mailbox.put(lambda: None)
-
-    def _cmd_stop(self) -> None:
-        self._stopping = True
 
     def _run(self) -> None:
         try:
@@ -245,7 +244,7 @@ class StatsPoller:
             if conn is not None and conn.is_open:
                 try:
                     conn.process_data_events(time_limit=remaining)
-                except _LINK_ERRORS:
+                except LINK_ERRORS:
                     self._close_connection()
                 ran = False
                 for command in self._mailbox.drain():
@@ -263,6 +262,13 @@ class StatsPoller:
         """One reading (poller thread only: the fallback uses the poller's connection)."""
         now = time.monotonic()
         queue = self._queue_spec().name
+        try:
+            return self._read(queue, now)
+        except Exception as error:  # a fault of ours or an odd answer: this sample is lost
+            log.exception("stats sample failed")
+            return QueueStats.unavailable(queue, now, f"stats failed: {one_line(error)}")
+
+    def _read(self, queue: str, now: float) -> QueueStats:
         if not self._use_management and now >= self._management_retry_at:
             self._use_management = True
         if self._use_management:
@@ -271,7 +277,7 @@ class StatsPoller:
                 self._close_connection()  # the fallback's connection is not needed any more
                 return parse_queue(document, queue, now)
             except QueueMissing:
-                return self._unavailable(queue, now, f"queue {queue!r} does not exist")
+                return QueueStats.unavailable(queue, now, f"queue {queue!r} does not exist")
             except ManagementError as error:
                 self._use_management = False
                 self._management_retry_at = now + MANAGEMENT_RETRY
@@ -291,11 +297,11 @@ class StatsPoller:
                     channel.close()
         except pika.exceptions.ChannelClosedByBroker as error:
             if error.reply_code == 404:
-                return self._unavailable(queue, now, f"queue {queue!r} does not exist")
-            return self._unavailable(queue, now, str(error))
-        except _LINK_ERRORS as error:
+                return QueueStats.unavailable(queue, now, f"queue {queue!r} does not exist")
+            return QueueStats.unavailable(queue, now, one_line(error))
+        except LINK_ERRORS as error:
             self._close_connection()
-            return self._unavailable(queue, now, f"broker unreachable: {error}")
+            return QueueStats.unavailable(queue, now, f"broker unreachable: {one_line(error)}")
         totals = self._ledger.totals()
         publish, deliver, ack = self._rates.sample(
             now, totals.published, totals.delivered, totals.acked
@@ -315,25 +321,9 @@ class StatsPoller:
             at=now,
         )
 
-    def _unavailable(self, queue: str, now: float, detail: str) -> QueueStats:
-        return QueueStats(
-            queue=queue,
-            ready=None,
-            unacked=None,
-            consumers=None,
-            publish_rate=None,
-            deliver_rate=None,
-            ack_rate=None,
-            queue_type=None,
-            durable=None,
-            source=StatsSource.UNAVAILABLE,
-            detail=detail,
-            at=now,
-        )
-
     def _close_connection(self) -> None:
         self._mailbox.attach(None)
         conn, self._conn = self._conn, None
         if conn is not None and conn.is_open:
-            with contextlib.suppress(*_LINK_ERRORS):
+            with contextlib.suppress(*LINK_ERRORS):
                 conn.close()

@@ -12,7 +12,7 @@ import pika
 import pika.exceptions
 
 from tui_queue.engine.config import QueueSpec, WorkerSettings
-from tui_queue.engine.connect import BrokerConnectError, connect, declare_queue
+from tui_queue.engine.connect import BrokerConnectError, declare_queue, one_off_channel
 from tui_queue.engine.engine import QueueMismatch, check_queue
 from tui_queue.engine.events import Event, EventBus, WorkDone, WorkStarted
 from tui_queue.engine.ledger import Ledger
@@ -25,9 +25,7 @@ def new_task(url: str, words: Sequence[str], queue: QueueSpec, persistent: bool 
     """Publish one task exactly as new_task.py does; returns the message sent."""
     message = task_body(words)
     encode_bodies([message])  # refuses an oversized task before connecting
-    conn = connect(url, name="tui-queue new-task")
-    try:
-        channel = conn.channel()
+    with one_off_channel(url, "tui-queue new-task") as channel:
         try:
             declare_queue(channel, queue)
         except pika.exceptions.ChannelClosedByBroker as error:
@@ -38,9 +36,6 @@ def new_task(url: str, words: Sequence[str], queue: QueueSpec, persistent: bool 
             body=message.encode(),
             properties=pika.BasicProperties(delivery_mode=2 if persistent else 1),
         )
-    finally:
-        if conn.is_open:
-            conn.close()
     return message
 
 

@@ -5,6 +5,10 @@ Everything that touches the connection runs on the worker's thread. Other thread
 callback. While a task "works" the thread sits in `process_data_events(time_limit=remaining)`, so
 heartbeats are answered, new deliveries are taken in, and a command (kill, stop) interrupts the
 work at once.
+
+A session ends in one place, _end_session: the worker lets go of the connection first and drops
+it after, so anything still read off it is told apart from a live delivery (_on_dead_delivery)
+and the books are settled once, with everything the connection ever handed over.
 """
 
 from __future__ import annotations
@@ -18,7 +22,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum, auto
 
-import pika.exceptions
 import pika.spec
 from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
 
@@ -29,12 +32,11 @@ from tui_queue.engine.config import (
     WorkerSettings,
     validate_seconds_per_dot,
 )
-from tui_queue.engine.connect import BrokerConnectError, connect, declare_queue
+from tui_queue.engine.connect import LINK_ERRORS, connect, declare_queue, one_line
 from tui_queue.engine.events import (
     EngineError,
     EventBus,
     MessageAcked,
-    MessageLost,
     MessageReceived,
     MessageRequeued,
     WorkDone,
@@ -43,11 +45,17 @@ from tui_queue.engine.events import (
     WorkerState,
     WorkerStateChanged,
     WorkStarted,
+    announce_released,
 )
 from tui_queue.engine.ledger import DeathReport, Key, Ledger
 from tui_queue.engine.ledger import Delivery as LedgerDelivery
-from tui_queue.engine.mailbox import Mailbox
-from tui_queue.engine.pika_compat import ack_in_dispatch, capture_cancel_races, sever
+from tui_queue.engine.mailbox import MailboxThread
+from tui_queue.engine.pika_compat import (
+    ack_in_dispatch,
+    capture_cancel_races,
+    sever,
+    undispatched_deliveries,
+)
 from tui_queue.engine.tasks import dots, preview
 
 log = logging.getLogger(__name__)
@@ -57,8 +65,8 @@ class _SessionLost(Exception):
     """The broker closed our channel (consumer timeout, a refused declare...)."""
 
 
-# What a lost connection or closed channel looks like from pika's side.
-_SESSION_ERRORS = (pika.exceptions.AMQPError, OSError, BrokerConnectError, _SessionLost)
+# What ends a session: the connection or channel is gone, the worker reconnects.
+_SESSION_ERRORS = (*LINK_ERRORS, _SessionLost)
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,10 +147,7 @@ class _Want(Enum):
     HUNG = auto()
 
 
-Command = Callable[[], None]
-
-
-class Worker:
+class Worker(MailboxThread):
     """A worker thread. Public methods are thread-safe and return at once (commands are queued)."""
 
     def __init__(
@@ -155,64 +160,55 @@ class Worker:
         settings: WorkerSettings | None = None,
         seconds_per_dot: float = 1.0,
     ) -> None:
+        super().__init__(f"tq-worker-{name}")
         self.name = name
         self._link = connection
         self._queue_spec = queue
         self._ledger = ledger
         self._bus = bus
-        self._mailbox: Mailbox[Command] = Mailbox()
-        self._thread = threading.Thread(target=self._run, name=f"tq-worker-{name}", daemon=True)
-        # Below: owned by the worker thread once started.
         self._settings = settings or WorkerSettings()
+        # The settings last handed to update(); the thread applies them shortly after.
+        self._requested = self._settings
+        # Below: owned by the worker thread once started.
         self._spd = validate_seconds_per_dot(seconds_per_dot)
         self._paused = False
         self._want = _Want.CONNECTED
-        self._stopping = False
         self._user_cancelled = False
         self._conn: BlockingConnection | None = None
         self._channel: BlockingChannel | None = None
         self._consumer_tag: str | None = None
-        self._tag_auto_ack: dict[str, bool] = {}
+        # Auto-ack of the consumer deliveries come from: the current one, or the one being
+        # cancelled (its last deliveries keep its mode; the settings may have changed already).
+        self._consuming_auto_ack = self._settings.auto_ack
         self._resubscribe_at: float | None = None
         # True only while the serve loop waits in process_data_events: zero-work tasks may then
         # be done inside the delivery callback (never during a kill, cancel or stop).
         self._inline = False
         self._buffer: deque[_Delivery] = deque()
         self._current: _Task | None = None
-        self._current_public: CurrentTask | None = None
         self._state = WorkerState.CONNECTING
         # Read by other threads through snapshot().
         self._public_lock = threading.Lock()
         self._public = WorkerSnapshot(name, self._state, self._settings, False, self._spd, None, 0)
 
     # --- public, any thread ---------------------------------------------------------------
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def request_stop(self) -> None:
-        """Ask the thread to close cleanly (unacked go back to the queue) and end."""
-        self._mailbox.put(self._cmd_stop)
-
-    def stop(self, timeout: float = 10.0) -> bool:
-        """request_stop() and join; True if the thread has ended."""
-        if self._thread.is_alive():
-            self.request_stop()
-            self._thread.join(timeout)
-        return not self._thread.is_alive()
-
-    @property
-    def alive(self) -> bool:
-        return self._thread.is_alive()
+    # start(), request_stop() (close cleanly: unacked go back to the queue), stop(), alive:
+    # see MailboxThread.
 
     def snapshot(self) -> WorkerSnapshot:
         with self._public_lock:
             return self._public
 
+    @property
+    def requested_settings(self) -> WorkerSettings:
+        """The settings last handed to update(), applied or about to be."""
+        return self._requested
+
     def update(self, settings: WorkerSettings, requeue_held: bool = False) -> None:
         """New settings. A prefetch or auto-ack change re-subscribes (basic.cancel, basic.qos,
         basic.consume): qos only binds consumers created after it. With requeue_held, deliveries
         not started yet are given back (basic.nack requeue) so the new prefetch applies to them."""
+        self._requested = settings
         self._mailbox.put(lambda: self._apply_settings(settings, requeue_held))
 
     def set_seconds_per_dot(self, seconds: float) -> None:
@@ -238,8 +234,8 @@ class Worker:
             self._loop()
         except Exception as error:  # the one place a worker failure ends up: reported, not raised
             log.exception("worker %s failed", self.name)
-            self._bus.emit(EngineError(where=f"worker {self.name}", message=_one_line(error)))
-            self._release_connection(f"worker failed: {_one_line(error)}")
+            self._bus.emit(EngineError(where=f"worker {self.name}", message=one_line(error)))
+            self._end_session(clean=False, reason=f"worker failed: {one_line(error)}")
         finally:
             self._mailbox.attach(None)
             self._set_state(WorkerState.STOPPED)
@@ -297,7 +293,6 @@ class Worker:
             assert channel is not None
             now = time.monotonic()
             if self._resubscribe_at is not None and now >= self._resubscribe_at:
-                self._resubscribe_at = None
                 declare_queue(channel, self._queue_spec())
                 self._subscribe()
             if self._current is None and self._buffer and not self._paused:
@@ -328,11 +323,11 @@ class Worker:
         auto_ack = self._settings.auto_ack
         # qos (global=false) binds consumers created after it: set it, then consume.
         channel.basic_qos(prefetch_count=self._settings.prefetch)
-        tag = channel.basic_consume(
+        self._consuming_auto_ack = auto_ack
+        self._consumer_tag = channel.basic_consume(
             self._queue_spec().name, on_message_callback=self._on_message, auto_ack=auto_ack
         )
-        self._consumer_tag = tag
-        self._tag_auto_ack[tag] = auto_ack
+        self._resubscribe_at = None  # consuming again: a pending re-subscribe has nothing to do
 
     def _unsubscribe(self) -> None:
         tag, conn, channel = self._consumer_tag, self._conn, self._channel
@@ -342,19 +337,37 @@ class Worker:
         # through capture_cancel_races, so nothing is rejected or dropped behind our back.
         conn.process_data_events(0)
         with capture_cancel_races(channel, self._accept):
-            channel.basic_cancel(tag)
+            # pika returns, instead of dispatching, an auto-ack consumer's undispatched ones
+            for method, properties, body in channel.basic_cancel(tag):
+                self._accept(method, properties, body)
         self._consumer_tag = None
 
     def _on_message(
         self,
-        _channel: BlockingChannel,
+        channel: BlockingChannel,
         method: pika.spec.Basic.Deliver,
         properties: pika.spec.BasicProperties,
         body: bytes,
     ) -> None:
+        if channel is not self._channel:
+            self._on_dead_delivery(method, properties, body)
+            return
         self._accept(method, properties, body)
 
+    def _on_dead_delivery(
+        self, method: pika.spec.Basic.Deliver, properties: pika.spec.BasicProperties, body: bytes
+    ) -> None:
+        """A delivery read off a connection the worker has let go (killed, hung, lost): the
+        worker never saw it, and its tag means nothing on a later channel. Under manual ack the
+        broker takes it back by itself, so the books leave the message where it is (by now it
+        may be with another worker). Under auto-ack the broker counted it delivered and it is
+        gone: booked here as in hand, it is counted lost when the books are settled."""
+        if self._consuming_auto_ack:
+            self._accept(method, properties, body)
+
     def _on_broker_cancel(self, _frame: object) -> None:
+        if self._channel is None:
+            return  # read off a connection already let go: its consumer went with it
         # The queue was deleted (or redeclared): consume again after a moment, redeclaring it.
         self._consumer_tag = None
         if not self._user_cancelled:
@@ -363,7 +376,7 @@ class Worker:
     def _accept(
         self, method: pika.spec.Basic.Deliver, properties: pika.spec.BasicProperties, body: bytes
     ) -> None:
-        auto_ack = self._tag_auto_ack.get(method.consumer_tag, False)
+        auto_ack = self._consuming_auto_ack
         message_id = properties.message_id
         info = self._ledger.delivered(self.name, message_id, method.redelivered, auto_ack)
         if (
@@ -392,52 +405,19 @@ class Worker:
         callback as a plain pika consumer does; the same books and events as the long way round
         (_start_next, _finish_current), without its objects. Every message of a zero-work flood
         takes this path, so it is kept lean."""
-        bus = self._bus
-        text = preview(body) if bus.has_subscribers else ""
-        if bus.has_subscribers:
+        text = ""
+        if self._bus.has_subscribers:
+            text = preview(body)
             self._announce(method, properties, info, text, dots(body), auto_ack)
-        settings = self._settings
+        message_id = properties.message_id
         tag = method.delivery_tag
-        manual = not (auto_ack or settings.forget_ack)
-        before = manual and settings.ack_timing is AckTiming.BEFORE_WORK
-        channel = self._channel_for_ack()
+        before, after = self._ack_plan(auto_ack)
         if before:
-            channel.basic_ack(delivery_tag=tag)
+            ack_in_dispatch(self._channel_for_ack(), tag)
             self._ledger.acked(self.name, info.key)
-        if bus.wants(WorkStarted):
-            bus.emit(
-                WorkStarted(
-                    worker=self.name,
-                    message_id=properties.message_id,
-                    seq=info.seq,
-                    body=text,
-                    duration=0.0,
-                    acked_before=before,
-                )
-            )
-        if before and bus.wants(MessageAcked):
-            self._emit_acked(properties.message_id, info.seq, tag, before=True)
-        after = manual and not before
-        if after:
-            try:
-                ack_in_dispatch(channel, tag)
-            except BaseException:
-                self._ledger.done(self.name, info.key, 0.0)  # the work did happen
-                raise
-        duplicate = self._ledger.done(self.name, info.key, 0.0, acked=after)
-        if bus.wants(WorkDone):
-            bus.emit(
-                WorkDone(
-                    worker=self.name,
-                    message_id=properties.message_id,
-                    seq=info.seq,
-                    body=text,
-                    busy=0.0,
-                    duplicate=duplicate,
-                )
-            )
-        if after and bus.wants(MessageAcked):
-            self._emit_acked(properties.message_id, info.seq, tag, before=False)
+        self._emit_started(message_id, info.seq, text, 0.0, tag, before)
+        duplicate = self._book_done(info.key, 0.0, tag if after else None, in_dispatch=True)
+        self._emit_done(message_id, info.seq, text, 0.0, duplicate, tag, after)
 
     def _announce(
         self,
@@ -480,90 +460,125 @@ class Worker:
 
     def _start_next(self, now: float) -> None:
         delivery = self._buffer.popleft()
-        settings = self._settings
         duration = delivery.dots * self._spd
-        ack_before = (
-            not delivery.auto_ack
-            and settings.ack_timing is AckTiming.BEFORE_WORK
-            and not settings.forget_ack
-        )
-        if ack_before:
-            self._ack(delivery)
+        before, _after = self._ack_plan(delivery.auto_ack)
+        if before:
+            self._channel_for_ack().basic_ack(delivery_tag=delivery.tag)
+            delivery.acked = True
+            self._ledger.acked(self.name, delivery.key)
         self._current = _Task(delivery, now, now + duration)
-        if self._bus.wants(WorkStarted):
-            self._bus.emit(
-                WorkStarted(
-                    worker=self.name,
-                    message_id=delivery.message_id,
-                    seq=delivery.seq,
-                    body=delivery.text,
-                    duration=duration,
-                    acked_before=ack_before,
-                )
-            )
-        if ack_before and self._bus.wants(MessageAcked):
-            self._emit_acked(delivery.message_id, delivery.seq, delivery.tag, before=True)
+        self._emit_started(
+            delivery.message_id, delivery.seq, delivery.text, duration, delivery.tag, before
+        )
         if duration > 0:
-            # Published for the progress bar; zero-work tasks skip it to keep throughput.
-            self._current_public = CurrentTask(delivery.message_id, delivery.text, now, duration)
-            self._publish()
+            self._publish()  # for the progress bar; zero-work tasks skip it to keep throughput
 
     def _finish_current(self, now: float) -> None:
         task = self._current
         assert task is not None
         self._current = None
-        if self._current_public is not None:
-            self._current_public = None
+        if task.deadline > task.started:
             self._publish()
         delivery = task.delivery
         busy = now - task.started
         # Ack after the work, as the tutorial teaches; also when the timing was switched to
         # "before" while this task ran: it still owes its ack.
-        ack = not (delivery.auto_ack or delivery.acked or self._settings.forget_ack)
-        if ack:
+        before, after = self._ack_plan(delivery.auto_ack)
+        ack = (before or after) and not delivery.acked
+        tag = delivery.tag
+        duplicate = self._book_done(delivery.key, busy, tag if ack else None, in_dispatch=False)
+        self._emit_done(delivery.message_id, delivery.seq, delivery.text, busy, duplicate, tag, ack)
+
+    def _ack_plan(self, auto_ack: bool) -> tuple[bool, bool]:
+        """(ack before the work, ack after it) for a delivery, under the settings of now."""
+        settings = self._settings
+        if auto_ack or settings.forget_ack:
+            return False, False
+        before = settings.ack_timing is AckTiming.BEFORE_WORK
+        return before, not before
+
+    def _book_done(self, key: Key, busy: float, ack_tag: int | None, in_dispatch: bool) -> bool:
+        """Send the ack after the work (when there is one) and book the finish, in one ledger
+        call on this path every message takes. True when the message had been done before."""
+        if ack_tag is not None:
+            channel = self._channel_for_ack()
             try:
-                self._channel_for_ack().basic_ack(delivery_tag=delivery.tag)
+                if in_dispatch:
+                    ack_in_dispatch(channel, ack_tag)
+                else:
+                    channel.basic_ack(delivery_tag=ack_tag)
             except BaseException:
-                self._ledger.done(self.name, delivery.key, busy)  # the work did happen
+                self._ledger.done(self.name, key, busy)  # the work did happen; its ack did not
                 raise
-            delivery.acked = True
-        # One ledger call for done + ack: this is the path every message takes.
-        duplicate = self._ledger.done(self.name, delivery.key, busy, acked=ack)
-        bus = self._bus
-        if bus.wants(WorkDone):
-            bus.emit(
-                WorkDone(
-                    worker=self.name,
-                    message_id=delivery.message_id,
-                    seq=delivery.seq,
-                    body=delivery.text,
-                    busy=busy,
-                    duplicate=duplicate,
-                )
-            )
-        if ack and bus.wants(MessageAcked):
-            self._emit_acked(delivery.message_id, delivery.seq, delivery.tag, before=False)
+        return self._ledger.done(self.name, key, busy, acked=ack_tag is not None)
 
     def _channel_for_ack(self) -> BlockingChannel:
         channel = self._channel
         assert channel is not None
         return channel
 
-    def _ack(self, delivery: _Delivery) -> None:
-        self._channel_for_ack().basic_ack(delivery_tag=delivery.tag)
-        delivery.acked = True
-        self._ledger.acked(self.name, delivery.key)
-
-    def _emit_acked(self, message_id: str | None, seq: int | None, tag: int, before: bool) -> None:
-        self._bus.emit(
-            MessageAcked(
-                worker=self.name,
-                message_id=message_id,
-                seq=seq,
-                delivery_tag=tag,
-                before_work=before,
+    def _emit_started(
+        self,
+        message_id: str | None,
+        seq: int | None,
+        text: str,
+        duration: float,
+        tag: int,
+        acked_before: bool,
+    ) -> None:
+        bus = self._bus
+        if bus.wants(WorkStarted):
+            bus.emit(
+                WorkStarted(
+                    worker=self.name,
+                    message_id=message_id,
+                    seq=seq,
+                    body=text,
+                    duration=duration,
+                    acked_before=acked_before,
+                )
             )
-        )
+        if acked_before:
+            self._emit_acked(message_id, seq, tag, before_work=True)
+
+    def _emit_done(
+        self,
+        message_id: str | None,
+        seq: int | None,
+        text: str,
+        busy: float,
+        duplicate: bool,
+        tag: int,
+        acked: bool,
+    ) -> None:
+        bus = self._bus
+        if bus.wants(WorkDone):
+            bus.emit(
+                WorkDone(
+                    worker=self.name,
+                    message_id=message_id,
+                    seq=seq,
+                    body=text,
+                    busy=busy,
+                    duplicate=duplicate,
+                )
+            )
+        if acked:
+            self._emit_acked(message_id, seq, tag, before_work=False)
+
+    def _emit_acked(
+        self, message_id: str | None, seq: int | None, tag: int, before_work: bool
+    ) -> None:
+        if self._bus.wants(MessageAcked):
+            self._bus.emit(
+                MessageAcked(
+                    worker=self.name,
+                    message_id=message_id,
+                    seq=seq,
+                    delivery_tag=tag,
+                    before_work=before_work,
+                )
+            )
 
     # --- commands (worker thread) ---------------------------------------------------------
 
@@ -600,18 +615,19 @@ class Worker:
         channel = self._channel
         assert channel is not None
         keep: deque[_Delivery] = deque()
+        reason = "given back on a prefetch change"
         for delivery in self._buffer:
             if delivery.auto_ack or delivery.acked:
                 keep.append(delivery)  # not the broker's any more: ours to finish
                 continue
             channel.basic_nack(delivery_tag=delivery.tag, requeue=True)
-            self._ledger.requeued(self.name, delivery.key, "given back on a prefetch change")
+            self._ledger.requeued(self.name, delivery.key, reason)
             self._bus.emit(
                 MessageRequeued(
                     message_id=delivery.message_id,
                     seq=delivery.seq,
                     worker=self.name,
-                    reason="given back on a prefetch change",
+                    reason=reason,
                 )
             )
         self._buffer = keep
@@ -627,21 +643,16 @@ class Worker:
     def _cmd_kill(self, mode: KillMode) -> None:
         if self._want is not _Want.CONNECTED:
             return  # already dead or hung: nothing more to kill
+        requeued = lost = 0
         if self._conn is None:
             # Between connections (reconnecting): there is no connection to drop.
             self._want = _Want.KILLED
-            self._bus.emit(WorkerKilled(worker=self.name, mode=mode, requeued=0, lost=0))
-            self._sync_state()
-            return
-        if mode is KillMode.CANCEL:
+        elif mode is KillMode.CANCEL:
             self._user_cancelled = True
             self._resubscribe_at = None
             if self._connected():
                 self._unsubscribe()
-            self._bus.emit(WorkerKilled(worker=self.name, mode=mode, requeued=0, lost=0))
-            self._sync_state()
-            return
-        if mode is KillMode.HANG:
+        elif mode is KillMode.HANG:
             # Stop reading and writing: the connection stays open until the broker's heartbeat
             # check gives up on it. Only the mailbox's own queue wakes us now. Acks already
             # queued go out first: the hang starts after the last thing the worker did.
@@ -649,76 +660,16 @@ class Worker:
                 self._conn.process_data_events(0)
             self._want = _Want.HUNG
             self._mailbox.attach(None)
-            self._bus.emit(WorkerKilled(worker=self.name, mode=mode, requeued=0, lost=0))
-            self._sync_state()
-            return
-        report = self._close_session(mode, f"killed ({mode.value})")
-        self._want = _Want.KILLED
-        self._bus.emit(
-            WorkerKilled(
-                worker=self.name, mode=mode, requeued=len(report.requeued), lost=len(report.lost)
-            )
-        )
+        else:
+            report = self._end_session(mode is KillMode.CLEAN, f"killed ({mode.value})")
+            self._want = _Want.KILLED
+            requeued, lost = len(report.requeued), len(report.lost)
+        self._bus.emit(WorkerKilled(worker=self.name, mode=mode, requeued=requeued, lost=lost))
         self._sync_state()
-
-    def _close_session(self, mode: KillMode, reason: str) -> DeathReport:
-        """End the connection the way `mode` says and settle the books for what it held."""
-        conn = self._conn
-        if conn is not None and conn.is_open:
-            try:
-                conn.process_data_events(0)  # what already arrived is ours: book it first
-                if mode is KillMode.CLEAN and self._connected():
-                    self._unsubscribe()
-            except _SESSION_ERRORS:
-                pass
-        report = self._settle(reason)
-        if conn is not None:
-            if mode is KillMode.CLEAN and conn.is_open:
-                try:
-                    conn.close()  # channel.close + connection.close: the broker requeues unacked
-                except _SESSION_ERRORS:
-                    sever(conn)
-            else:
-                sever(conn)
-        self._forget_connection()
-        return report
-
-    def _settle(self, reason: str) -> DeathReport:
-        """The books after this worker's connection is gone: unacked requeued, in hand lost."""
-        self._buffer.clear()
-        self._current = None
-        self._current_public = None
-        self._publish()
-        report = self._ledger.worker_died(self.name, reason)
-        if self._bus.has_subscribers:
-            for item in report.requeued:
-                self._bus.emit(
-                    MessageRequeued(
-                        message_id=item.message_id, seq=item.seq, worker=self.name, reason=reason
-                    )
-                )
-            for item in report.lost:
-                self._bus.emit(
-                    MessageLost(
-                        message_id=item.message_id, seq=item.seq, worker=self.name, reason=reason
-                    )
-                )
-        return report
-
-    def _forget_connection(self) -> None:
-        self._mailbox.attach(None)
-        self._conn = None
-        self._channel = None
-        self._consumer_tag = None
-        self._tag_auto_ack.clear()
-        self._resubscribe_at = None
 
     def _cmd_revive(self) -> None:
         if self._want is _Want.HUNG:
-            self._settle("hung worker revived")
-            if self._conn is not None:
-                sever(self._conn)
-            self._forget_connection()
+            self._end_session(clean=False, reason="hung worker revived")
             self._want = _Want.CONNECTED
             self._user_cancelled = False
         elif self._want is _Want.KILLED:
@@ -732,24 +683,52 @@ class Worker:
 
     def _cmd_stop(self) -> None:
         self._stopping = True
-        if self._want is _Want.HUNG:
-            self._settle("worker stopped")
-            if self._conn is not None:
-                sever(self._conn)
-            self._forget_connection()
-        elif self._conn is not None:
-            self._close_session(KillMode.CLEAN, "worker stopped")
+        if self._conn is not None:
+            # A hung worker's connection is dropped: it would not answer a close.
+            self._end_session(self._want is _Want.CONNECTED, "worker stopped")
 
     def _session_lost(self, error: BaseException) -> None:
-        reason = f"connection lost: {_one_line(error)}"
-        self._release_connection(reason)
+        reason = f"connection lost: {one_line(error)}"
+        self._end_session(clean=False, reason=reason)
         self._set_state(WorkerState.RECONNECTING, reason)
 
-    def _release_connection(self, reason: str) -> None:
-        self._settle(reason)
-        if self._conn is not None:
-            sever(self._conn)
-        self._forget_connection()
+    def _end_session(self, clean: bool, reason: str) -> DeathReport:
+        """Let go of the connection and settle the books for what it held.
+
+        clean: basic.cancel, channel.close and connection.close (the broker requeues the unacked
+        politely). Otherwise a TCP drop without AMQP close (a crash, a lost connection, a hung
+        worker given up). Whatever is read off the connection once it is let go goes to
+        _on_dead_delivery, and so do the deliveries pika read but never dispatched.
+        """
+        conn, channel = self._conn, self._channel
+        if clean and self._connected():
+            with contextlib.suppress(*_SESSION_ERRORS):
+                self._unsubscribe()  # deliveries racing the cancel are ours: settled below
+        self._mailbox.attach(None)
+        self._conn = self._channel = None  # from here on, a delivery on `channel` is a dead one
+        self._consumer_tag = None
+        self._resubscribe_at = None
+        if conn is not None:
+            if clean and conn.is_open:
+                try:
+                    conn.close()
+                except _SESSION_ERRORS:
+                    sever(conn)
+            else:
+                sever(conn)
+        if channel is not None:
+            for method, properties, body in undispatched_deliveries(channel):
+                self._on_dead_delivery(method, properties, body)
+        return self._settle(reason)
+
+    def _settle(self, reason: str) -> DeathReport:
+        """The books after this worker's connection is gone: unacked requeued, in hand lost."""
+        self._buffer.clear()
+        self._current = None
+        self._publish()
+        report = self._ledger.worker_died(self.name, reason)
+        announce_released(self._bus, report.requeued, report.lost, reason)
+        return report
 
     # --- state ----------------------------------------------------------------------------
 
@@ -779,19 +758,19 @@ class Worker:
         self._bus.emit(WorkerStateChanged(worker=self.name, state=state, reason=reason))
 
     def _publish(self) -> None:
+        task, current = self._current, None
+        if task is not None and task.deadline > task.started:  # zero-work tasks are not shown
+            delivery = task.delivery
+            duration = task.deadline - task.started
+            current = CurrentTask(delivery.message_id, delivery.text, task.started, duration)
         snapshot = WorkerSnapshot(
             name=self.name,
             state=self._state,
             settings=self._settings,
             paused=self._paused,
             seconds_per_dot=self._spd,
-            current=self._current_public,
+            current=current,
             buffered=len(self._buffer),
         )
         with self._public_lock:
             self._public = snapshot
-
-
-def _one_line(error: BaseException) -> str:
-    text = str(error) or type(error).__name__
-    return " ".join(text.split())
