@@ -1,0 +1,94 @@
+"""The installed `tui-queue` in a real terminal (tmux): type a task, read it back from a worker
+panel, quit; then no process of it is left. And a broker that refuses: one line, no traceback."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+
+import psutil
+import pytest
+
+from tui_queue.engine.broker_process import BrokerProcess
+
+from .tmux import TmuxPane
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("tmux") is None or shutil.which("tui-queue") is None,
+    reason="needs tmux and the installed tui-queue",
+)
+
+
+@pytest.fixture
+def pane_factory() -> Iterator[list[TmuxPane]]:
+    panes: list[TmuxPane] = []
+    yield panes
+    for pane in panes:
+        pane.close()
+
+
+def broker_children(data_dir: str) -> list[psutil.Process]:
+    """Embedded brokers started with this data directory (ours, and only ours)."""
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        cmdline = process.info["cmdline"] or []
+        if "tui_queue.engine.orphan_guard" in cmdline and data_dir in cmdline:
+            found.append(process)
+    return found
+
+
+def test_type_a_task_read_it_back_and_quit_cleanly(pane_factory: list[TmuxPane]) -> None:
+    data_dir = tempfile.mkdtemp(prefix="tq-e2e-data-")
+    pane = TmuxPane(f"tui-queue --seconds-per-dot 0.05 --data-dir {data_dir}")
+    pane_factory.append(pane)
+    pane.wait_for(lambda s: "consumers 2" in s and s.count(" idle ") == 2, "two idle workers")
+    brokers = broker_children(data_dir)
+    assert len(brokers) == 1
+    pane.type("Hello from tmux...")
+    pane.press("Enter")
+    screen = pane.wait_for(
+        lambda s: "✓ #1 Hello from tmux..." in s and "published 1 = done 1" in s,
+        "the task done by a worker",
+    )
+    assert "Received 1" in screen and "Done 1" in screen
+    pane.press("Escape")
+    # Escape then q at once would read as alt+q: wait until the keys show in the footer.
+    pane.wait_for(lambda s: "k Kill" in s, "the footer to show the keys")
+    pane.press("q")
+    screen = pane.wait_for(lambda s: "EXIT=" in s, "the app to exit")
+    assert "EXIT=0" in screen
+    assert "Traceback" not in screen
+    gone, alive = psutil.wait_procs(brokers, timeout=10)
+    assert not alive, "the broker child outlived the app"
+    assert not broker_children(data_dir)
+
+
+def test_unreachable_broker_gives_one_line_and_a_non_zero_exit(
+    pane_factory: list[TmuxPane],
+) -> None:
+    pane = TmuxPane("tui-queue --url amqp://guest:guest@127.0.0.1:1/")
+    pane_factory.append(pane)
+    screen = pane.wait_for(lambda s: "EXIT=" in s, "the app to give up")
+    assert "EXIT=2" in screen
+    assert (
+        "tui-queue: cannot reach the broker at amqp://guest@127.0.0.1:1/: connection refused"
+        in screen
+    )
+    assert "Traceback" not in screen
+
+
+def test_refused_credentials_give_one_line_and_a_non_zero_exit(
+    pane_factory: list[TmuxPane],
+) -> None:
+    broker = BrokerProcess()
+    broker.start()
+    try:
+        pane = TmuxPane(f"tui-queue --url amqp://guest:wrong@127.0.0.1:{broker.port}/")
+        pane_factory.append(pane)
+        screen = pane.wait_for(lambda s: "EXIT=" in s, "the app to give up")
+    finally:
+        broker.stop()
+    assert "EXIT=2" in screen
+    assert "refused the login of user 'guest'" in screen
+    assert "Traceback" not in screen
