@@ -82,3 +82,13 @@ def test_purge_counts_ready_only(harness: Harness) -> None:
     assert (totals.purged, totals.ready) == (2, 0)
     h.wait(lambda: h.engine.totals().done == 1, "the held one finishes")
     assert h.engine.totals().balanced
+
+
+def test_separate_publishes_in_quick_succession_all_go_out(harness: Harness) -> None:
+    """Publish calls made while the publisher is still opening its connection (a fast typist, a
+    burst of Enter presses) must each reach the broker, not wait for an event that never comes."""
+    h = harness()
+    bodies = ("First message.", "Second message..", "Third message...")
+    tickets = [h.engine.publish(body) for body in bodies]
+    for ticket in tickets:
+        assert [r.outcome for r in ticket.wait(10)] == [PublishOutcome.SENT]

@@ -64,6 +64,34 @@ def test_type_a_task_read_it_back_and_quit_cleanly(pane_factory: list[TmuxPane])
     assert not broker_children(data_dir)
 
 
+TUTORIAL_TASKS = (
+    "First message.",
+    "Second message..",
+    "Third message...",
+    "Fourth message....",
+    "Fifth message.....",
+)
+
+
+def test_a_burst_of_typed_tasks_stays_five_tasks(pane_factory: list[TmuxPane]) -> None:
+    """The five tutorial tasks typed faster than the app reads them (one burst of keys, as a
+    script or a paste sends them) arrive as five tasks, dealt out round-robin."""
+    data_dir = tempfile.mkdtemp(prefix="tq-e2e-data-")
+    pane = TmuxPane(f"tui-queue --seconds-per-dot 0.02 --data-dir {data_dir}")
+    pane_factory.append(pane)
+    pane.wait_for(lambda s: "consumers 2" in s and s.count(" idle ") == 2, "two idle workers")
+    for task in TUTORIAL_TASKS:
+        pane.type(task)
+        pane.press("Enter")
+    screen = pane.wait_for(lambda s: "published 5 = done 5" in s, "five tasks done")
+    for number, task in enumerate(TUTORIAL_TASKS, start=1):
+        assert f"#{number} {task}" in screen, f"task {number} is not {task!r}:\n{screen}"
+    pane.press("Escape")
+    pane.wait_for(lambda s: "k Kill" in s, "the footer to show the keys")
+    pane.press("q")
+    assert "EXIT=0" in pane.wait_for(lambda s: "EXIT=" in s, "the app to exit")
+
+
 def test_unreachable_broker_gives_one_line_and_a_non_zero_exit(
     pane_factory: list[TmuxPane],
 ) -> None:

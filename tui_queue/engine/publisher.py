@@ -169,15 +169,18 @@ class Publisher(MailboxThread):
                     if command is not None:
                         self._run_command(command)
                     continue
-                try:
-                    conn.process_data_events(time_limit=None)
-                except LINK_ERRORS:
-                    self._drop_connection()
-                    continue
+                # Commands queued while the connection was being opened could not wake it:
+                # run them before blocking on it.
                 for command in self._mailbox.drain():
                     self._run_command(command)
                     if self._stopping:
                         break
+                if self._stopping or self._conn is not conn:
+                    continue
+                try:
+                    conn.process_data_events(time_limit=None)
+                except LINK_ERRORS:
+                    self._drop_connection()
         finally:
             self._drop_connection()
 

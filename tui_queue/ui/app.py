@@ -396,7 +396,7 @@ class QueueLabApp(App[None]):
         try:
             engine.publish(message.body)
         except TaskTooLarge as error:
-            bar.show_error(str(error))
+            bar.refused(message.body, str(error))
             return
         bar.accepted(message.body)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
@@ -12,6 +13,24 @@ PLACEHOLDER = (
     'Type a task, Enter publishes it (a dot is a second of work: "Third message...")'
     "  ·  Esc: keys  ·  F1: help"
 )
+
+
+class TaskInput(Input):
+    """An Input that takes its text away on Enter, in key order.
+
+    Input's own Enter binding runs only after the key has bubbled up to the app, by which time
+    the keys typed after it (a fast typist, a script, a paste into tmux) are already in the
+    field. Emptying the field as Enter is read keeps each task apart.
+    """
+
+    async def _on_key(self, event: events.Key) -> None:
+        if event.key == "enter":
+            event.stop()
+            event.prevent_default()
+            value, self.value = self.value, ""
+            self.post_message(self.Submitted(self, value))
+            return
+        await super()._on_key(event)
 
 
 class PublishBar(Horizontal):
@@ -35,7 +54,7 @@ class PublishBar(Horizontal):
 
     def compose(self) -> ComposeResult:
         yield Label("task ›", id="publish-prompt")
-        task = Input(placeholder=PLACEHOLDER, id="task-input", compact=True)
+        task = TaskInput(placeholder=PLACEHOLDER, id="task-input", compact=True)
         task.cursor_blink = self._cursor_blink
         yield task
         yield Label("", id="publish-error")
@@ -53,14 +72,17 @@ class PublishBar(Horizontal):
         self.show_error("")
 
     def accepted(self, body: str) -> None:
-        """The task went to the publisher: clear the field, remember it for ↑."""
+        """The task went to the publisher: remember it for ↑."""
         if body and (not self._history or self._history[-1] != body):
             self._history.append(body)
         self._recall_at = len(self._history)
-        # Keys typed after Enter (a fast typist, a burst from a script) are the next task.
-        value = self.input.value
-        self.input.value = value[len(body) :] if value.startswith(body) else value
         self.show_error("")
+
+    def refused(self, body: str, reason: str) -> None:
+        """The task was not published: give its text back for correcting, and say why."""
+        self.input.value = body + self.input.value
+        self.input.cursor_position = len(body)
+        self.show_error(reason)
 
     def show_error(self, message: str) -> None:
         """A refusal next to the field; the typed text stays for correcting."""
