@@ -23,6 +23,10 @@ from tui_queue.broker import BrokerThread
 # What a broker may say to bad input: soft errors for nonsense arguments, and the frame,
 # syntax, command, channel, unexpected-frame, not-allowed and not-implemented codes.
 ALLOWED_REPLY_CODES = {403, 404, 405, 406, 501, 503, 504, 505, 530, 540}
+# And one 541: RabbitMQ's channel crashes on a content header whose property section it cannot
+# decode, and the client gets this bare close (no explanation, no method). Any other 541 is a
+# bug of ours.
+UNDECODABLE_PROPERTIES_CLOSE = (541, "INTERNAL_ERROR", 0, 0)
 FUZZ_SETTINGS = settings(
     max_examples=200,
     deadline=None,
@@ -140,6 +144,14 @@ def _exercise(broker: BrokerThread, payload: bytes, *, handshake: bool) -> None:
         for received in client.frames(timeout=0.1):
             method = received.method
             if isinstance(method, commands.Connection.Close | commands.Channel.Close):
+                fields = (method.reply_code, method.reply_text, method.class_id, method.method_id)
+                if isinstance(method, commands.Connection.Close) and (
+                    fields == UNDECODABLE_PROPERTIES_CLOSE
+                ):
+                    FUZZ_COUNTS["undecodable properties"] = (
+                        FUZZ_COUNTS.get("undecodable properties", 0) + 1
+                    )
+                    continue
                 assert method.reply_code in ALLOWED_REPLY_CODES, method.reply_text
                 assert method.reply_text.split(" - ")[0].isupper(), method.reply_text
             if isinstance(method, commands.Connection.CloseOk):

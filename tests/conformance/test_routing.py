@@ -11,7 +11,6 @@ import pika.exceptions
 import pytest
 from pika.adapters.blocking_connection import BlockingChannel
 
-from tests.conformance.conftest import EMBEDDED_GAP
 from tests.conformance.helpers import (
     BrokerHandle,
     bodies,
@@ -316,7 +315,6 @@ def _alternate_setup(broker: BrokerHandle) -> Iterator[tuple[str, str, str, str,
         yield names["main"], names["missing"], names["loop-a"], q_main, q_ae
 
 
-@pytest.mark.embedded_gap(EMBEDDED_GAP)
 def test_alternate_exchange(broker: BrokerHandle) -> None:
     """Unroutable messages go to the exchange's alternate-exchange (keeping the original exchange
     and key); a mandatory publish that the alternate routes is not returned. A missing alternate
@@ -344,3 +342,34 @@ def test_alternate_exchange(broker: BrokerHandle) -> None:
         assert channel.basic_get(q_ae, auto_ack=True)[0] is None
         conn.process_data_events(time_limit=0)
         assert returned == [(missing, "k", "missing-ae"), (loop_a, "k", "loop")]
+
+
+def test_alternate_exchange_along_an_exchange_chain(broker: BrokerHandle) -> None:
+    """Each exchange on the way applies its own alternate: x1 (fanout) -> x2 (direct, no
+    binding for the key, alternate ae) sends the message on to ae; the delivery still names
+    x1 and the key as published. An alternate-exchange argument must be a string."""
+    with (
+        _exchanges(broker, "fanout") as (ae,),
+        _queues(broker, 1) as (queue,),
+        connection(broker) as conn,
+    ):
+        x1, x2, odd = unique("x1"), unique("x2"), unique("odd")
+        channel = _confirmed_channel(conn)
+        channel.exchange_declare(x2, "direct", arguments={"alternate-exchange": ae})
+        channel.exchange_declare(x1, "fanout")
+        try:
+            channel.exchange_bind(x2, x1)
+            channel.queue_bind(queue, ae)
+            channel.basic_publish(x1, "k", b"via-chain")
+            method, _props, body = channel.basic_get(queue, auto_ack=True)
+            assert (method.exchange, method.routing_key, body) == (x1, "k", b"via-chain")
+            with pytest.raises(pika.exceptions.ChannelClosedByBroker) as excinfo:
+                conn.channel().exchange_declare(odd, "direct", arguments={"alternate-exchange": 5})
+            assert (excinfo.value.reply_code, excinfo.value.reply_text) == (
+                406,
+                f"PRECONDITION_FAILED - invalid type 'signedint' for arg 'alternate-exchange' in "
+                f"exchange '{odd}' in vhost '/'",
+            )
+        finally:
+            for name in (x1, x2, odd):
+                channel.exchange_delete(name)

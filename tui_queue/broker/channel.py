@@ -19,24 +19,41 @@ from tui_queue.broker.codec import (
     encode_method,
     encode_shortstr,
     encode_str,
+    encode_table,
     method_ids,
 )
 from tui_queue.broker.errors import (
     AMQPError,
     access_refused,
+    channel_crash,
     not_allowed,
     not_found,
     not_implemented,
     precondition_failed,
+    resource_locked,
 )
 from tui_queue.broker.message import (
+    BIT_HEADERS,
+    BIT_REPLY_TO,
     Entry,
     Message,
-    basic_properties,
+    PropertyInfo,
+    Undecodable,
+    encode_property_shortstr,
     expiration_problem,
-    is_persistent,
+    headers_of,
+    inspect_properties,
+    join_properties,
+    split_properties,
 )
 from tui_queue.broker.queues import Consumer, Queue, QuorumQueue
+from tui_queue.broker.reply_to import (
+    REPLY_TO,
+    REPLY_TO_PREFIX,
+    BrokenAddress,
+    DirectReplyTo,
+    ReplyConsumer,
+)
 from tui_queue.broker.vhost import INTEGER_TYPES, server_generated_name
 
 if TYPE_CHECKING:
@@ -49,8 +66,8 @@ _U32 = struct.Struct(">I")
 _U64 = struct.Struct(">Q")
 
 PUBLISH_IDS = (60, 40)
-# Property flags of delivery_mode, expiration and user_id: the ones a publish is checked for.
-_CHECKED_PROPERTIES = 0x1000 | 0x0100 | 0x0010
+_FAST_REPLY_TO = REPLY_TO.encode()
+_ROUTING_HEADERS = ("CC", "BCC")
 
 
 class Delivery:
@@ -92,6 +109,34 @@ class PendingPublish:
         self.size = 0
 
 
+class PublishInfo:
+    """What a publish's property section means for the broker, computed once per distinct
+    section: a publisher sending the same properties again (the usual case) pays a comparison.
+    """
+
+    __slots__ = ("properties", "persistent", "ttl", "priority", "extra_keys", "fast_reply", "plain")
+
+    def __init__(
+        self,
+        properties: bytes,
+        persistent: bool,
+        ttl: int | None,
+        priority: int,
+        extra_keys: tuple[str, ...],
+        fast_reply: bool,
+    ) -> None:
+        # The section to store: the publisher's own, unless BCC had to be taken out.
+        self.properties = properties
+        self.persistent = persistent
+        self.ttl = ttl
+        self.priority = priority
+        self.extra_keys = extra_keys
+        # reply_to is amq.rabbitmq.reply-to: the channel's reply address goes in its place.
+        self.fast_reply = fast_reply
+        # Nothing beyond `persistent` to copy onto the message.
+        self.plain = ttl is None and not priority and not extra_keys
+
+
 class Channel:
     def __init__(self, connection: Connection, number: int) -> None:
         self.connection = connection
@@ -111,7 +156,15 @@ class Channel:
         self.confirm_mode = False
         self.publish_seq = 0
         self.confirmed: list[int] = []
+        # Publishes a queue refused (x-overflow reject-publish): nacked, not acked.
+        self.rejected: list[int] = []
         self.unconfirmed: set[int] = set()
+        # The last property section published here and what it meant.
+        self._last_properties = b""
+        self._last_info: PublishInfo | None = None
+        # Direct reply-to: this channel's token, and (tag, address) of its reply consumer.
+        self.reply_token = ""
+        self.reply_consumer: tuple[str, str] | None = None
         self.tx_mode = False
         # Publishes of the open transaction, routed already and delivered at commit.
         self.tx_actions: list[Callable[[], None]] = []
@@ -215,6 +268,10 @@ class Channel:
     # ------------------------------------------------------------------ queues
 
     def _queue_declare(self, m: Any) -> None:
+        if m.queue.startswith(REPLY_TO):
+            self._reply_to_declare(m)
+            return
+        existed = bool(m.queue) and m.queue in self.vhost.queues
         queue = self.vhost.declare_queue(
             m.queue,
             passive=m.passive,
@@ -225,6 +282,10 @@ class Channel:
             owner=self.connection,
         )
         self.last_queue = queue.name
+        if existed and not m.nowait:
+            # The counts in declare-ok come from the queue's stat, which renews a classic
+            # queue's x-expires lease (nowait skips the stat, and the renewal).
+            queue.declared()
         if not m.nowait:
             self.send_method_when_stored(
                 cmd.Queue.DeclareOk,
@@ -232,6 +293,33 @@ class Channel:
                 message_count=queue.message_count,
                 consumer_count=queue.consumer_count,
             )
+
+    def _reply_to_declare(self, m: Any) -> None:
+        """amq.rabbitmq.reply-to and reply addresses "exist" while their consumer does, with
+        no messages and one consumer; anything else under that prefix is not found (even a
+        non-passive declare: the reserved-name rule never gets to see it)."""
+        name = m.queue
+        if name == REPLY_TO:
+            exists = True
+        elif name.startswith(REPLY_TO_PREFIX):
+            consumer = self._reply_target(name)
+            if consumer is self:
+                # RabbitMQ's channel asks its own process and crashes on the call.
+                raise channel_crash()
+            exists = consumer is not None
+        else:
+            exists = False
+        if not exists:
+            raise self.vhost.queue_not_found(name)
+        self.last_queue = name
+        if not m.nowait:
+            self.send_method(cmd.Queue.DeclareOk, queue=name, message_count=0, consumer_count=1)
+
+    def _reply_target(self, name: str) -> ReplyConsumer | None:
+        try:
+            return self.vhost.reply_to.lookup(name)
+        except BrokenAddress:
+            raise channel_crash() from None
 
     def _queue_bind(self, m: Any) -> None:
         routing_key = m.routing_key
@@ -286,11 +374,18 @@ class Channel:
         self.send_method(cmd.Basic.QosOk)
 
     def _basic_consume(self, m: Any) -> None:
+        if m.queue == REPLY_TO:
+            self._reply_to_consume(m)
+            return
         queue = self.vhost.lookup_queue(self.queue_name(m.queue), self.connection)
         tag = m.consumer_tag or server_generated_name("amq.ctag-")
         if tag in self.consumers:
             raise not_allowed(f"attempt to reuse consumer tag '{tag}'")
-        if queue.has_exclusive_consumer() or (m.exclusive and queue.consumer_count):
+        if (
+            queue.has_exclusive_consumer()
+            or (m.exclusive and queue.consumer_count)
+            or (m.exclusive and queue.single_active and queue.queue_type == "classic")
+        ):
             raise access_refused(f"{self.vhost.describe_queue(queue.name)} in exclusive use")
         if isinstance(queue, QuorumQueue) and self.global_prefetch:
             raise not_implemented(
@@ -321,7 +416,45 @@ class Channel:
             self.send_method(cmd.Basic.ConsumeOk, consumer_tag=tag)
         queue.add_consumer(consumer)
 
+    def _reply_to_consume(self, m: Any) -> None:
+        """Consume direct replies: no-ack only, one reply consumer per channel."""
+        if m.consumer_tag and m.consumer_tag in self.consumers:
+            raise not_allowed(f"attempt to reuse consumer tag '{m.consumer_tag}'")
+        if not m.no_ack:
+            raise precondition_failed("reply consumer cannot acknowledge")
+        if self.reply_consumer is not None:
+            raise precondition_failed("reply consumer already set")
+        tag = m.consumer_tag or server_generated_name("amq.ctag-")
+        if not self.reply_token:
+            self.reply_token = DirectReplyTo.new_token()
+        suffix = self.vhost.reply_to.register(self.reply_token, self)
+        self.reply_consumer = (tag, REPLY_TO_PREFIX + suffix)
+        if not m.nowait:
+            self.send_method(cmd.Basic.ConsumeOk, consumer_tag=tag)
+
+    def deliver_reply(self, message: Message) -> None:
+        """A message published to this channel's reply address. RabbitMQ sends it with the
+        channel's next delivery tag but does not use the tag up (it is no-ack)."""
+        if self.closing or self.reply_consumer is None:
+            return
+        method = b"".join(
+            (
+                _DELIVER_HEAD,
+                encode_shortstr(self.reply_consumer[0]),
+                _U64_BIT.pack(self.next_tag, 0),
+                encode_shortstr(message.exchange),
+                encode_shortstr(message.routing_key),
+            )
+        )
+        self.connection.send_content(self.number, method, message, None)
+
     def _basic_cancel(self, m: Any) -> None:
+        if self.reply_consumer is not None and m.consumer_tag == self.reply_consumer[0]:
+            self.vhost.reply_to.unregister(self.reply_token)
+            self.reply_consumer = None
+            if not m.nowait:
+                self.send_method(cmd.Basic.CancelOk, consumer_tag=m.consumer_tag)
+            return
         consumer = self.consumers.pop(m.consumer_tag, None)
         if consumer is not None:
             consumer.queue.remove_consumer(consumer)
@@ -374,6 +507,12 @@ class Channel:
 
     def _basic_get(self, m: Any) -> None:
         queue = self.vhost.lookup_queue(self.queue_name(m.queue), self.connection)
+        if queue.single_active and isinstance(queue, QuorumQueue):
+            raise resource_locked(
+                f"cannot obtain access to locked {self.vhost.describe_queue(queue.name)}. "
+                "basic.get operations are not supported by quorum queues with single active "
+                "consumer"
+            )
         entry = queue.take()
         if entry is None:
             queue.stats.get_empty += 1
@@ -464,6 +603,8 @@ class Channel:
                 consumer.unacked -= 1
                 self.limited_unacked -= 1
                 touched[id(consumer)] = consumer
+                if not consumer.active and not consumer.unacked:
+                    _checkout_ended(consumer.queue)
             else:
                 _get_settled(delivery.queue)
             if outcome == "ack":
@@ -499,9 +640,12 @@ class Channel:
             deliveries.sort(key=_return_order)
         by_queue: dict[int, tuple[Queue, list[Entry]]] = {}
         for _tag, delivery in deliveries:
-            if delivery.consumer is not None:
-                delivery.consumer.unacked -= 1
+            consumer = delivery.consumer
+            if consumer is not None:
+                consumer.unacked -= 1
                 self.limited_unacked -= 1
+                if not consumer.active and not consumer.unacked:
+                    _checkout_ended(consumer.queue)
             else:
                 _get_settled(delivery.queue)
             by_queue.setdefault(id(delivery.queue), (delivery.queue, []))[1].append(delivery.entry)
@@ -570,21 +714,28 @@ class Channel:
             raise access_refused(
                 f"cannot publish to internal {self.vhost.describe_exchange(exchange.name)}"
             ).at(*PUBLISH_IDS)
-        problem = self._property_problem(pending.properties)
-        if problem is not None:
-            raise precondition_failed(problem).at(*PUBLISH_IDS)
-        message = Message(
-            pending.exchange,
-            pending.routing_key,
-            pending.properties,
-            body,
-            is_persistent(pending.properties),
-        )
+        raw = pending.properties
+        info = self._last_info
+        if info is None or raw != self._last_properties:
+            info = self._read_properties(raw)
+            self._last_properties, self._last_info = raw, info
+        elif info.fast_reply and self.reply_consumer is None:
+            raise precondition_failed("fast reply consumer does not exist").at(*PUBLISH_IDS)
+        properties = info.properties
+        if info.fast_reply:
+            properties = self._with_reply_address(properties)
+        message = Message(pending.exchange, pending.routing_key, properties, body, info.persistent)
+        if not info.plain:
+            message.ttl = info.ttl
+            message.priority = info.priority
+            message.extra_keys = info.extra_keys
         seq = 0
         if self.confirm_mode:
             self.publish_seq += 1
             seq = self.publish_seq
-        queues = self.vhost.route(exchange, message.routing_key, message.properties)
+        queues = self.vhost.route(exchange, message.routing_key, properties, message.extra_keys)
+        if exchange.name == "" and (not queues or message.extra_keys):
+            self._deliver_replies(message)
         if self.tx_mode:
             # RabbitMQ routes a transactional publish now and delivers it at commit, looking
             # its queues up by name again then (a queue deleted meanwhile is skipped).
@@ -595,30 +746,88 @@ class Channel:
         else:
             self._deliver(message, queues, pending.mandatory, seq)
 
-    def _property_problem(self, raw: bytes) -> str | None:
-        """What rabbit_channel refuses in a publish's properties, in its order: a user_id that
-        is not the connection's user, an unreadable expiration, a delivery_mode not 1 or 2."""
-        if len(raw) >= 2 and not int.from_bytes(raw[:2], "big") & _CHECKED_PROPERTIES:
-            return None
+    def _read_properties(self, raw: bytes) -> PublishInfo:
+        """Check a publish's properties as rabbit_channel and rabbit_basic do, in their order:
+        decodable at all (else the channel crashes: 541), a reply consumer for a fast reply,
+        user_id, expiration, the CC and BCC headers, delivery_mode."""
         try:
-            properties = basic_properties(raw, with_headers=False)
-        except ValueError:
-            return None  # unreadable properties pass through as bytes, as before
-        user_id = properties.get("user_id")
-        if user_id is not None and user_id != encode_str(self.connection.user):
-            return (
-                f"user_id property set to '{decode_str(user_id)}' but authenticated user was "
-                f"'{self.connection.user}'"
+            info = inspect_properties(raw)
+        except Undecodable:
+            raise channel_crash() from None
+        fast_reply = info.reply_to == _FAST_REPLY_TO
+        problem = None
+        if fast_reply and self.reply_consumer is None:
+            problem = "fast reply consumer does not exist"
+        elif info.user_id is not None and info.user_id != encode_str(self.connection.user):
+            problem = (
+                f"user_id property set to '{decode_str(info.user_id)}' but authenticated user "
+                f"was '{self.connection.user}'"
             )
-        expiration = properties.get("expiration")
-        if expiration is not None:
-            problem = expiration_problem(expiration)
-            if problem is not None:
-                return f"invalid expiration '{decode_str(expiration)}': {problem}"
-        mode = properties.get("delivery_mode")
+        elif info.expiration is not None:
+            expiration_error = expiration_problem(info.expiration)
+            if expiration_error is not None:
+                problem = f"invalid expiration '{decode_str(info.expiration)}': {expiration_error}"
+        if problem is not None:
+            raise precondition_failed(problem).at(*PUBLISH_IDS)
+        extra_keys, properties = self._routing_headers(raw, info)
+        mode = info.delivery_mode
         if mode is not None and mode not in (1, 2):
-            return f"invalid message: {{delivery_mode_unknown,{mode}}}"
-        return None
+            raise precondition_failed(f"invalid message: {{delivery_mode_unknown,{mode}}}").at(
+                *PUBLISH_IDS
+            )
+        return PublishInfo(
+            properties,
+            mode == 2,
+            None if info.expiration is None else int(info.expiration),
+            info.priority or 0,
+            extra_keys,
+            fast_reply,
+        )
+
+    @staticmethod
+    def _routing_headers(raw: bytes, info: PropertyInfo) -> tuple[tuple[str, ...], bytes]:
+        """Sender-selected distribution: the CC and BCC headers (arrays of long strings) are
+        more routing keys, and BCC is taken out of the message. Returns those keys and the
+        property section to keep."""
+        span = info.headers
+        # A header named CC or BCC has "CC" in its encoded key; most messages stop here.
+        if span is None or raw.find(b"CC", span[0], span[1]) < 0:
+            return (), raw
+        headers = headers_of(raw)
+        keys: list[str] = []
+        for name in _ROUTING_HEADERS:
+            value = headers.get(name)
+            if value is None:
+                continue
+            if value.type != "array":
+                raise precondition_failed(
+                    f'invalid message: {{unacceptable_type_in_header,"{name}",{value.type}}}'
+                ).at(*PUBLISH_IDS)
+            keys += [decode_str(item.value) for item in value.value if item.type == "longstr"]
+        if "BCC" not in headers:
+            return tuple(keys), raw
+        del headers["BCC"]
+        fields = split_properties(raw)
+        fields[BIT_HEADERS] = encode_table(headers)
+        return tuple(keys), join_properties(fields)
+
+    def _with_reply_address(self, properties: bytes) -> bytes:
+        """reply_to amq.rabbitmq.reply-to becomes this channel's reply address."""
+        assert self.reply_consumer is not None
+        fields = split_properties(properties)
+        fields[BIT_REPLY_TO] = encode_property_shortstr(encode_str(self.reply_consumer[1]))
+        return join_properties(fields)
+
+    def _deliver_replies(self, message: Message) -> None:
+        """Routing keys on the default exchange that are reply addresses go to their channel
+        (rabbit_exchange:route does it while routing; they are not queues, so a mandatory
+        message with no other destination still comes back)."""
+        for key in sorted({message.routing_key, *message.extra_keys}):
+            if key.startswith(REPLY_TO_PREFIX):
+                try:
+                    self.vhost.reply_to.deliver(key, message)
+                except BrokenAddress:
+                    raise channel_crash() from None
 
     def _queues_named(self, names: list[str]) -> list[Queue]:
         found = (self.vhost.queues.get(name) for name in names)
@@ -632,12 +841,19 @@ class Channel:
                 self.confirm_ready(seq)
             return
         waits = 0
+        refused = False
         for queue in queues:
-            entry = queue.publish(message)
-            if entry.store_id is not None:
+            entry = queue.publish(message, self)
+            if entry is None:
+                refused = True
+            elif entry.store_id is not None:
                 waits += 1
         if seq:
-            if waits:
+            if refused:
+                # A queue at its limit with x-overflow reject-publish: the publisher is told.
+                self.rejected.append(seq)
+                self.connection.mark_confirms_pending(self)
+            elif waits:
                 self.unconfirmed.add(seq)
                 self.connection.broker.after_sync(lambda: self.confirm_ready(seq, True))
             else:
@@ -663,21 +879,32 @@ class Channel:
         self.connection.mark_confirms_pending(self)
 
     def flush_confirms(self) -> None:
-        """Send acks for confirmed publishes, coalesced as RabbitMQ does."""
-        if not self.confirmed or self.closing:
+        """Send acks (and nacks) for settled publishes, coalesced as RabbitMQ does."""
+        if (not self.confirmed and not self.rejected) or self.closing:
             self.confirmed.clear()
+            self.rejected.clear()
             return
         confirmed = sorted(self.confirmed)
+        rejected = sorted(self.rejected)
         self.confirmed.clear()
+        self.rejected.clear()
         lowest_waiting = min(self.unconfirmed) if self.unconfirmed else None
-        below = (
-            confirmed if lowest_waiting is None else [s for s in confirmed if s < lowest_waiting]
-        )
-        above = confirmed[len(below) :]
-        if below:
-            self.send_method(cmd.Basic.Ack, delivery_tag=below[-1], multiple=len(below) > 1)
-        for seq in above:
-            self.send_method(cmd.Basic.Ack, delivery_tag=seq, multiple=False)
+        if confirmed:
+            # rabbit_channel:coalesce_and_send: one multiple=true ack for the run below both the
+            # oldest publish still waiting and the oldest nack, then single acks.
+            cutoff = confirmed[-1] + 1 if lowest_waiting is None else lowest_waiting
+            if rejected:
+                cutoff = min(cutoff, rejected[0])
+            below = [seq for seq in confirmed if seq < cutoff]
+            if below:
+                self.send_method(cmd.Basic.Ack, delivery_tag=below[-1], multiple=len(below) > 1)
+            for seq in confirmed[len(below) :]:
+                self.send_method(cmd.Basic.Ack, delivery_tag=seq, multiple=False)
+        for seq in rejected:
+            # A queue refuses messages one at a time and RabbitMQ nacks each on its own, with
+            # multiple=true unless an older publish still waits, and its default requeue=true.
+            multiple = lowest_waiting is None or seq < lowest_waiting
+            self.send_method(cmd.Basic.Nack, delivery_tag=seq, multiple=multiple, requeue=True)
 
     def _confirm_select(self, m: Any) -> None:
         if self.tx_mode:
@@ -737,6 +964,9 @@ class Channel:
         self.closing = True
         self.pending = None
         self.tx_actions = []
+        if self.reply_consumer is not None:
+            self.vhost.reply_to.unregister(self.reply_token)
+            self.reply_consumer = None
         # Acks never committed do not count: those messages are requeued with the rest.
         self._restore_tx_settles()
         consumers = list(self.consumers.values())
@@ -758,3 +988,10 @@ def _get_settled(queue: Queue) -> None:
     """A basic.get delivery was settled or returned: a quorum queue's checkout ends."""
     if isinstance(queue, QuorumQueue):
         queue.checked_out_gets -= 1
+        queue.checkout_ended()
+
+
+def _checkout_ended(queue: Queue) -> None:
+    """A cancelled consumer's last unacked message was settled or returned."""
+    if isinstance(queue, QuorumQueue):
+        queue.checkout_ended()

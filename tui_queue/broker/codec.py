@@ -144,6 +144,8 @@ _FIELD_DECODERS: dict[bytes, tuple[str, Callable[[Reader], Any]]] = {
     b"I": ("signedint", _read_struct(_I32)),
     b"i": ("unsignedint", _read_struct(_U32)),
     b"l": ("long", _read_struct(_I64)),
+    # RabbitMQ reads `L` as a signed 64-bit long too (and writes it back as `l`).
+    b"L": ("long", _read_struct(_I64)),
     b"f": ("float", _read_struct(_F32)),
     b"d": ("double", _read_struct(_F64)),
     b"D": ("decimal", _read_decimal),

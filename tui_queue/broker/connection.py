@@ -606,14 +606,23 @@ class Connection(asyncio.Protocol):
             raise frame_error(f"{_frame_text(frame_type, payload)}: unknown_frame")
 
     def _publish(self, channel: Channel, payload: bytes) -> None:
-        try:
-            reader = Reader(payload, 6)  # class, method, reserved ticket
-            exchange = reader.shortstr()
-            routing_key = reader.shortstr()
-            bits = reader.octet()
-        except ValueError as exc:
-            raise frame_error(f"cannot decode method basic.publish: {exc}", 60, 40) from exc
-        channel.start_publish(exchange, routing_key, bool(bits & 1), bool(bits & 2))
+        # Read in place, as every message starts here: class, method and the reserved ticket
+        # (6 bytes), then the exchange and routing key (short strings) and the flag bits.
+        size = len(payload)
+        if size > 6:
+            exchange_end = 7 + payload[6]
+            if exchange_end < size:
+                key_end = exchange_end + 1 + payload[exchange_end]
+                if key_end < size:
+                    bits = payload[key_end]
+                    channel.start_publish(
+                        decode_str(payload[7:exchange_end]),
+                        decode_str(payload[exchange_end + 1 : key_end]),
+                        bool(bits & 1),
+                        bool(bits & 2),
+                    )
+                    return
+        raise frame_error("cannot decode method basic.publish: truncated", 60, 40)
 
     def _open_channel(self, number: int, frame_type: int, payload: bytes) -> None:
         if len(self.channels) + len(self.closing_channels) >= self.channel_max:

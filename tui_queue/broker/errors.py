@@ -31,14 +31,19 @@ class AMQPError(Exception):
     """An error the broker reports with channel.close or connection.close."""
 
     def __init__(self, code: int, explanation: str, class_id: int = 0, method_id: int = 0) -> None:
-        super().__init__(f"{REPLY_NAMES[code]} - {explanation}")
         self.code = code
         self.explanation = explanation
         self.class_id = class_id
         self.method_id = method_id
+        # Set when the error names no method on purpose, so `at` leaves the ids at 0/0.
+        self.no_method = False
+        super().__init__(self.reply_text)
 
     @property
     def reply_text(self) -> str:
+        # With nothing to explain (a crashed channel's 541) RabbitMQ sends the bare name.
+        if not self.explanation:
+            return REPLY_NAMES[self.code]
         return f"{REPLY_NAMES[self.code]} - {self.explanation}"
 
     @property
@@ -47,7 +52,7 @@ class AMQPError(Exception):
 
     def at(self, class_id: int, method_id: int) -> AMQPError:
         """Attach the failing method's ids unless they are already known."""
-        if not self.class_id and not self.method_id:
+        if not self.class_id and not self.method_id and not self.no_method:
             self.class_id, self.method_id = class_id, method_id
         return self
 
@@ -94,6 +99,14 @@ def not_implemented(explanation: str) -> AMQPError:
 
 def internal_error(explanation: str) -> AMQPError:
     return AMQPError(541, explanation)
+
+
+def channel_crash() -> AMQPError:
+    """What a client sees when a RabbitMQ channel process crashes (on a property section it
+    cannot decode, say): connection.close 541 with the bare text and no method, 0/0."""
+    error = AMQPError(541, "")
+    error.no_method = True
+    return error
 
 
 def erlang_binary(data: bytes) -> str:

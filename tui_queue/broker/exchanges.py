@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from tui_queue.broker.codec import Table, Typed
+from tui_queue.broker.codec import Table, Typed, decode_str
 from tui_queue.broker.errors import erlang_binary
 
 EXCHANGE_TYPES = ("direct", "fanout", "topic", "headers")
@@ -42,6 +42,14 @@ class Exchange:
         self.auto_delete = auto_delete
         self.internal = internal
         self.arguments = arguments
+        # Where messages this exchange cannot route go instead (rabbit_exchange:route); the
+        # declare refuses anything but a string.
+        alternate = arguments.get("alternate-exchange")
+        self.alternate: str | None = (
+            decode_str(alternate.value)
+            if alternate is not None and alternate.type == "longstr"
+            else None
+        )
         # Insertion-ordered so routing results come out in binding order.
         self.bindings: dict[Binding, Table] = {}
         self._by_key: dict[str, list[Binding]] = {}
@@ -76,6 +84,24 @@ class Exchange:
             for binding, arguments in self.bindings.items():
                 if headers_match(arguments, headers or {}):
                     yield binding
+
+    def matches_any(self, keys: tuple[str, ...], headers: Table | None) -> Iterator[Binding]:
+        """Bindings matching any of several routing keys (the key plus CC and BCC)."""
+        if self.kind == "direct":
+            seen: set[Binding] = set()
+            for key in keys:
+                for binding in self._by_key.get(key, ()):
+                    if binding not in seen:
+                        seen.add(binding)
+                        yield binding
+        elif self.kind == "topic":
+            words = [topic_words(key) for key in keys]
+            for binding in self.bindings:
+                pattern = topic_words(binding.routing_key)
+                if any(topic_matches(pattern, key_words) for key_words in words):
+                    yield binding
+        else:
+            yield from self.matches(keys[0], headers)
 
 
 def topic_words(key: str) -> list[str]:

@@ -123,7 +123,7 @@ class ManagementServer:
             "arguments": {k: _json_value(v) for k, v in queue.arguments.items()},
             "state": "running",
             "node": "tui-queue@localhost",
-            "consumers": queue.consumer_count,
+            "consumers": queue.listed_consumer_count,
             "exclusive_consumer_tag": exclusive_tag or None,
             "messages": ready + queue.unacked,
             "messages_ready": ready,
@@ -156,7 +156,7 @@ class ManagementServer:
                 "channels": channels,
                 "queues": len(queues),
                 "exchanges": len(self.broker.vhost.exchanges),
-                "consumers": sum(q.consumer_count for q in queues),
+                "consumers": sum(q.listed_consumer_count for q in queues),
             },
             "listeners": [
                 {"node": "tui-queue@localhost", "protocol": "amqp", "port": self.broker.port}

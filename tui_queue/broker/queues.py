@@ -9,12 +9,21 @@ once credit returns. That is what turns round-robin into fair dispatch with pref
 from __future__ import annotations
 
 import time
+import weakref
 from collections import deque
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from tui_queue.broker.codec import Table, Typed
+from tui_queue.broker.deadletter import EXPIRED, MAXLEN, REJECTED
+from tui_queue.broker.expiry import Lease, Timer, loop_time
 from tui_queue.broker.message import Entry, Message, with_header
+from tui_queue.broker.queue_options import (
+    DROP_HEAD,
+    REJECT_PUBLISH,
+    REJECT_PUBLISH_DLX,
+    read_queue_options,
+)
 
 if TYPE_CHECKING:
     from tui_queue.broker.vhost import VirtualHost
@@ -113,7 +122,12 @@ class QueueStats:
 
 
 class Queue:
-    """A classic queue; `QuorumQueue` changes what a return does and adds x-delivery-count."""
+    """A classic queue; `QuorumQueue` changes what a return does and adds x-delivery-count.
+
+    Queue arguments with behaviour (TTLs, length limits, dead-lettering, x-expires, single
+    active consumer) live in `options`, read at declare time. A queue without them takes the
+    plain paths below, which test nothing more than `options is None`.
+    """
 
     queue_type = "classic"
 
@@ -144,6 +158,16 @@ class Queue:
         self.stats = QueueStats()
         self.created_at = time.time()
         self.store: EntryStore | None = None
+        self.options = options = read_queue_options(arguments, self.queue_type)
+        # Messages may carry deadlines: x-message-ttl says so up front, and the first message
+        # with an expiration property turns it on for good (per-message TTLs reach any queue).
+        self.expiring = options is not None and options.message_ttl is not None
+        self._expiry_timer: Timer | None = None
+        self.single_active = options is not None and options.single_active_consumer
+        self.active_consumer: Consumer | None = None
+        self.lease: Lease | None = None
+        if options is not None and options.expires is not None:
+            self.lease = Lease(options.expires, self._in_use, self._lease_over)
 
     # ------------------------------------------------------------------ messages
 
@@ -151,7 +175,11 @@ class Queue:
     def message_count(self) -> int:
         return len(self.ready)
 
-    def publish(self, message: Message) -> Entry:
+    def publish(self, message: Message, publisher: object = None) -> Entry | None:
+        """Enqueue (or hand straight to a consumer); None when the queue refuses the message
+        (x-overflow reject-publish), which the publisher hears as a basic.nack."""
+        if self.options is not None or message.ttl is not None:
+            return self._publish_with_options(message, publisher)
         entry = Entry(self.next_seq, message)
         self.next_seq += 1
         self.stats.publish += 1
@@ -162,20 +190,161 @@ class Queue:
         self.dispatch()
         return entry
 
+    def _publish_with_options(self, message: Message, publisher: object) -> Entry | None:
+        options = self.options
+        if (
+            options is not None
+            and options.limited
+            and options.overflow != DROP_HEAD
+            and self._refuses(message, publisher)
+        ):
+            if options.overflow == REJECT_PUBLISH_DLX:
+                self._dead_letter(message, MAXLEN)
+            return None
+        entry = Entry(self.next_seq, message)
+        self.next_seq += 1
+        self.stats.publish += 1
+        ttl = self._ttl_of(message)
+        if ttl is not None:
+            entry.expires_at = loop_time() + self._ttl_seconds(ttl)
+            self.expiring = True
+        if self.store is not None:
+            self.store.enqueued(self, entry)
+        self.ready.append(entry)
+        self.ready_bytes += len(message.body)
+        self.dispatch()
+        if options is not None:
+            if (
+                options.message_ttl == 0
+                and options.dead_letter_exchange is None
+                and self._retract(entry)
+            ):
+                # rabbit_amqqueue_process: with x-message-ttl 0 and nowhere to dead-letter, a
+                # message no consumer takes at once is discarded rather than enqueued.
+                self.ready_bytes -= len(message.body)
+                self.release(entry)
+            if options.limited:
+                self._after_enqueue()
+        if self.expiring:
+            self._drop_expired()
+        return entry
+
+    def _ttl_of(self, message: Message) -> int | None:
+        """The message's TTL here: the smaller of x-message-ttl and its expiration property."""
+        queue_ttl = None if self.options is None else self.options.message_ttl
+        if message.ttl is None:
+            return queue_ttl
+        return message.ttl if queue_ttl is None else min(queue_ttl, message.ttl)
+
+    @staticmethod
+    def _ttl_seconds(ttl: int) -> float:
+        return ttl / 1000
+
+    def _refuses(self, message: Message, publisher: object) -> bool:
+        """x-overflow reject-publish: would this message take the queue over its limit?"""
+        options = self.options
+        assert options is not None
+        return (options.max_length is not None and len(self.ready) + 1 > options.max_length) or (
+            options.max_bytes is not None
+            and self.ready_bytes + len(message.body) > options.max_bytes
+        )
+
+    def _after_enqueue(self) -> None:
+        """A message joined a queue with a length limit: drop-head makes room at the head."""
+        options = self.options
+        assert options is not None
+        if options.overflow == DROP_HEAD:
+            self._drop_over_limit()
+
+    def _over_limit(self) -> bool:
+        options = self.options
+        assert options is not None
+        return (options.max_length is not None and len(self.ready) > options.max_length) or (
+            options.max_bytes is not None and self.ready_bytes > options.max_bytes
+        )
+
+    def _drop_over_limit(self) -> None:
+        # Only ready messages count: unacked ones are not in `ready`.
+        while self.ready and self._over_limit():
+            self._drop_head(MAXLEN)
+
+    def _retract(self, entry: Entry) -> bool:
+        """Take back a message just enqueued if no consumer took it (it is the newest)."""
+        ready = self.ready
+        if ready and ready[-1] is entry:
+            ready.pop()
+            return True
+        return False
+
+    def _drop_head(self, reason: str) -> None:
+        entry = self.ready.popleft()
+        self.ready_bytes -= len(entry.message.body)
+        self._popped()
+        self._dead_letter(entry.message, reason)
+        self.release(entry)
+
+    def _dead_letter(self, message: Message, reason: str) -> None:
+        if self.options is not None and self.options.dead_letter_exchange is not None:
+            self.vhost.dead_letter(self, message, reason)
+
+    def _drop_expired(self, now: float | None = None) -> None:
+        """Drop (or dead-letter) expired messages at the head, as RabbitMQ does: a message
+        behind a live one waits for it to leave. Then wait for the new head's deadline."""
+        ready = self.ready
+        if not ready:
+            return
+        if now is None:
+            now = loop_time()
+        while ready:
+            expires_at = ready[0].expires_at
+            if expires_at is None:
+                return
+            if expires_at > now:
+                timer = self._expiry_timer
+                if timer is None:
+                    timer = self._expiry_timer = Timer(self._expiry_due)
+                # RabbitMQ moves its timer only for a deadline more than a millisecond sooner.
+                if timer.when is None or expires_at + 0.001 < timer.when:
+                    timer.set(expires_at)
+                return
+            self._drop_head(EXPIRED)
+
+    def _expiry_due(self, when: float) -> None:
+        if not self.deleted:
+            # The loop may run a timer a hair before its deadline; it is due all the same.
+            self._drop_expired(max(loop_time(), when))
+
     def restore(self, entry: Entry) -> None:
         """Put back a message recovered from the durable store, in stored order."""
         self.next_seq = max(self.next_seq, entry.seq + 1)
         self.ready.append(entry)
         self.ready_bytes += len(entry.message.body)
+        if entry.expires_at is not None:
+            self.expiring = True
+
+    def recovered(self) -> None:
+        """Everything was read back from the store: apply the limits and deadlines again."""
+        options = self.options
+        if options is not None and options.limited and options.overflow == DROP_HEAD:
+            self._drop_over_limit()
+        if self.expiring:
+            self._drop_expired()
+        self.started()
 
     def take(self) -> Entry | None:
         """The head message, for basic.get."""
+        if self.lease is not None:
+            self._renew_if_unused()
         if not self.ready:
             return None
         entry = self.ready.popleft()
         self.ready_bytes -= len(entry.message.body)
+        self._popped()
         if entry.store_id is not None and self.store is not None:
             self.store.delivered(entry)
+        if self.expiring:
+            # The count in get-ok comes after the expired messages behind it are gone.
+            self._drop_expired()
         return entry
 
     def purge(self) -> int:
@@ -201,6 +370,8 @@ class Queue:
     def discarded(self, entry: Entry) -> None:
         """An ack-required delivery was nacked or rejected without requeue."""
         self.unacked -= 1
+        if not self.deleted:
+            self._dead_letter(entry.message, REJECTED)
         self.release(entry)
 
     def requeue(self, entries: Iterable[Entry], *, to_back: bool = False) -> None:
@@ -216,6 +387,16 @@ class Queue:
             entry.delivery_count += 1
             self.ready_bytes += len(entry.message.body)
         self._merge_returned(returned)
+        self._returned()
+
+    def _returned(self) -> None:
+        """Messages came back (rabbit_amqqueue_process:requeue_and_run): a length limit may
+        drop some, the oldest first, and those that expired meanwhile go; then dispatch."""
+        options = self.options
+        if options is not None and options.limited and options.overflow == DROP_HEAD:
+            self._drop_over_limit()
+        if self.expiring:
+            self._drop_expired()
         self.dispatch()
 
     def _coming_back(self, returned: list[Entry]) -> bool:
@@ -245,11 +426,51 @@ class Queue:
         """Replacement properties for a delivery, or None to send the publisher's own."""
         return None
 
+    # ------------------------------------------------------------------ x-expires
+
+    def started(self) -> None:
+        """The queue exists from now (declared, or read back from the store): its x-expires
+        lease starts."""
+        if self.lease is not None:
+            self.lease.renew()
+
+    def declared(self) -> None:
+        """queue.declare (passive, or a redeclaration) answered for this existing queue.
+
+        A classic queue counts the stat behind declare-ok as use and renews its x-expires lease
+        (ensure_expiry_timer); a quorum queue's stat is a query and renews nothing.
+        """
+        if self.lease is not None:
+            self._renew_if_unused()
+
+    def _in_use(self) -> bool:
+        return bool(self.consumers)
+
+    def _renew_if_unused(self) -> None:
+        if self.lease is not None and not self.deleted and not self._in_use():
+            self.lease.renew()
+
+    def _lease_over(self) -> None:
+        self.vhost.remove_queue(self)
+
+    def stop_timers(self) -> None:
+        """The queue is gone: nothing of it may fire any more."""
+        if self._expiry_timer is not None:
+            self._expiry_timer.cancel()
+        if self.lease is not None:
+            self.lease.cancel()
+
     # ------------------------------------------------------------------ consumers
 
     @property
     def consumer_count(self) -> int:
+        """The count declare-ok reports."""
         return len(self.consumers)
+
+    @property
+    def listed_consumer_count(self) -> int:
+        """The count the management API reports (from the queue's own metrics)."""
+        return self.consumer_count
 
     def has_exclusive_consumer(self) -> bool:
         return any(c.exclusive for c in self.consumers.values())
@@ -257,6 +478,8 @@ class Queue:
     def add_consumer(self, consumer: Consumer) -> None:
         self.consumers[(id(consumer.owner), consumer.tag)] = consumer
         self.ever_consumed = True
+        if self.single_active and self.active_consumer is None:
+            self.active_consumer = consumer
         ring = self.rings.get(consumer.priority)
         if ring is None:
             ring = self.rings[consumer.priority] = deque()
@@ -272,6 +495,21 @@ class Queue:
         if not consumer.blocked:
             self.rings[consumer.priority].remove(consumer)
         consumer.blocked = False
+        if consumer is self.active_consumer:
+            # Single active consumer: the next one in line takes over at once.
+            self.active_consumer = self._next_active_consumer()
+            if self.active_consumer is not None and not self.deleted:
+                self.dispatch()
+        if self.lease is not None:
+            self._renew_if_unused()
+
+    def _next_active_consumer(self) -> Consumer | None:
+        """Classic queues hand over to the highest-priority consumer, the earliest first."""
+        best: Consumer | None = None
+        for consumer in self.consumers.values():
+            if best is None or consumer.priority > best.priority:
+                best = consumer
+        return best
 
     def unblock(self, consumer: Consumer) -> None:
         """Credit came back: the consumer rejoins its ring at the tail."""
@@ -281,6 +519,8 @@ class Queue:
             self.dispatch()
 
     def _next_consumer(self) -> Consumer | None:
+        if self.single_active:
+            return self._single_active_consumer()
         for priority in self.priorities:
             ring = self.rings[priority]
             while ring:
@@ -292,6 +532,17 @@ class Queue:
                 consumer.blocked = True
         return None
 
+    def _single_active_consumer(self) -> Consumer | None:
+        """Only the active consumer gets messages; the others wait even with credit."""
+        consumer = self.active_consumer
+        if consumer is None or consumer.blocked:
+            return None
+        if consumer.owner.can_send(consumer):
+            return consumer
+        self.rings[consumer.priority].remove(consumer)
+        consumer.blocked = True
+        return None
+
     def dispatch(self) -> None:
         ready = self.ready
         while ready:
@@ -299,8 +550,8 @@ class Queue:
             if consumer is None:
                 return
             entry = ready.popleft()
-            self._popped()
             self.ready_bytes -= len(entry.message.body)
+            self._popped()
             if entry.store_id is not None and self.store is not None and not consumer.no_ack:
                 self.store.delivered(entry)
             if entry.redelivered:
@@ -311,6 +562,10 @@ class Queue:
                 self.stats.deliver += 1
                 self.unacked += 1
             consumer.owner.deliver(consumer, self, entry)
+            if self.expiring:
+                # As rabbit_amqqueue_process:fetch: expired messages go once the head has left
+                # (a consumer waiting when a message arrives gets it, whatever its TTL).
+                self._drop_expired()
 
     def cancel_all_consumers(self) -> None:
         for consumer in list(self.consumers.values()):
@@ -336,32 +591,105 @@ class QuorumQueue(Queue):
         # for as long as it still holds unacked messages.
         self.checked_out_gets = 0
         self.cancelled_holding: set[Consumer] = set()
+        # x-overflow reject-publish: rabbit_fifo blocks every publisher (channel) it knows once
+        # an enqueue takes it over the limit, and one that first shows up while it is over.
+        self._enqueuers: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._blocked: weakref.WeakSet[Any] = weakref.WeakSet()
+        # Whether `_blocked` may hold anyone: one cheap test for every message taken.
+        self._blocking = False
 
     @property
     def consumer_count(self) -> int:
+        # With a single active consumer, declare-ok leaves out the waiting ones (rabbit_fifo
+        # keeps them apart from its consumers); the management API counts them.
+        return self._checkouts(waiting=not self.single_active)
+
+    @property
+    def listed_consumer_count(self) -> int:
+        return self._checkouts(waiting=True)
+
+    def _checkouts(self, *, waiting: bool) -> int:
         holding = self.cancelled_holding
         if holding:
             holding.difference_update([c for c in holding if c.unacked == 0])
-        return len(self.consumers) + self.checked_out_gets + len(holding)
+        live = len(self.consumers) if waiting else int(self.active_consumer is not None)
+        return live + self.checked_out_gets + len(holding)
 
     def remove_consumer(self, consumer: Consumer) -> None:
         super().remove_consumer(consumer)
         if consumer.unacked:
             self.cancelled_holding.add(consumer)
 
+    def _next_active_consumer(self) -> Consumer | None:
+        # rabbit_fifo activates the longest waiting consumer (no priorities in 3.10).
+        return next(iter(self.consumers.values()), None)
+
+    def _in_use(self) -> bool:
+        return self.consumer_count > 0
+
+    def checkout_ended(self) -> None:
+        """An unsettled basic.get, or a cancelled consumer's last message, was settled: the
+        queue may have become unused (rabbit_fifo sets last_active then)."""
+        if self.lease is not None:
+            self._renew_if_unused()
+
+    def declared(self) -> None:
+        """A quorum queue's stat is a query: it does not renew the x-expires lease."""
+
+    @staticmethod
+    def _ttl_seconds(ttl: int) -> float:
+        # rabbit_fifo stores a TTL of 0 as "now + 1 ms".
+        return max(ttl, 1) / 1000
+
+    def _retract(self, entry: Entry) -> bool:
+        # rabbit_fifo enqueues even with x-message-ttl 0; the message expires a moment later.
+        return False
+
+    def _refuses(self, message: Message, publisher: object) -> bool:
+        if publisher is None:
+            return False  # dead-lettered copies are not enqueuers: never refused
+        if publisher not in self._enqueuers:
+            self._enqueuers.add(publisher)
+            if self._over_limit():
+                self._blocked.add(publisher)
+                self._blocking = True
+        return publisher in self._blocked
+
+    def _after_enqueue(self) -> None:
+        options = self.options
+        assert options is not None
+        if options.overflow == REJECT_PUBLISH:
+            if self._over_limit():
+                # The message that went over was accepted; what follows is not.
+                for publisher in self._enqueuers:
+                    self._blocked.add(publisher)
+                self._blocking = True
+        else:
+            self._drop_over_limit()
+
+    def _below_soft_limit(self) -> bool:
+        """rabbit_fifo unblocks publishers at 80% of the limit."""
+        options = self.options
+        assert options is not None
+        return (
+            options.max_length is None or len(self.ready) <= int(options.max_length * 0.8)
+        ) and (options.max_bytes is None or self.ready_bytes <= int(options.max_bytes * 0.8))
+
     def _popped(self) -> None:
         if self.returns:
             self.returns -= 1
-
-    def take(self) -> Entry | None:
-        entry = super().take()
-        if entry is not None:
-            self._popped()
-        return entry
+        if self._blocking and self._below_soft_limit():
+            self._unblock_publishers()
 
     def purge(self) -> int:
         self.returns = 0
-        return super().purge()
+        count = super().purge()
+        self._unblock_publishers()
+        return count
+
+    def _unblock_publishers(self) -> None:
+        self._blocked = weakref.WeakSet()
+        self._blocking = False
 
     def requeue(self, entries: Iterable[Entry], *, to_back: bool = False) -> None:
         returned = list(entries)
@@ -381,7 +709,7 @@ class QuorumQueue(Queue):
                 self.returns += 1
             if entry.store_id is not None and self.store is not None:
                 self.store.returned(entry)
-        self.dispatch()
+        self._returned()
 
     def headers_for(self, entry: Entry, *, for_get: bool) -> bytes | None:
         if entry.delivery_count == 0 and not for_get:

@@ -46,6 +46,11 @@ class Broker:
             vhost, binding, args, added
         )
         self.store = store
+        # With every queue and message back, limits, deadlines and leases apply again (this may
+        # drop or dead-letter messages, which the store then hears about as usual).
+        for queue in list(vhost.queues.values()):
+            if not queue.deleted:
+                queue.recovered()
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()

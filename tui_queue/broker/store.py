@@ -12,18 +12,29 @@ import asyncio
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tui_queue.broker.codec import Reader, encode_table
+from tui_queue.broker.codec import Reader, decode_str, encode_table
+from tui_queue.broker.deadletter import header_routes
 from tui_queue.broker.exchanges import Binding, Exchange
-from tui_queue.broker.message import Entry, Message
+from tui_queue.broker.expiry import loop_time
+from tui_queue.broker.message import (
+    Entry,
+    Message,
+    Undecodable,
+    expiration_problem,
+    headers_of,
+    inspect_properties,
+)
 from tui_queue.broker.queues import Queue
 from tui_queue.broker.vhost import VirtualHost
 
 DB_NAME = "tui-queue.sqlite3"
-SCHEMA_VERSION = 1
+# 2: messages.expires_at (the wall-clock deadline of a message with a TTL).
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -40,7 +51,7 @@ CREATE TABLE IF NOT EXISTS messages (
     id INTEGER PRIMARY KEY, queue TEXT NOT NULL, seq INTEGER NOT NULL,
     exchange TEXT NOT NULL, routing_key TEXT NOT NULL, properties BLOB NOT NULL,
     body BLOB NOT NULL, delivered INTEGER NOT NULL DEFAULT 0,
-    delivery_count INTEGER NOT NULL DEFAULT 0);
+    delivery_count INTEGER NOT NULL DEFAULT 0, expires_at REAL);
 """
 
 
@@ -57,6 +68,21 @@ class RecoveryReport:
     clean_shutdown: bool = True
 
 
+def _restore_attributes(message: Message) -> None:
+    """What a publish worked out from the properties, worked out again: the expiration, the
+    priority, and the CC routing keys (BCC was taken out when it was published)."""
+    try:
+        info = inspect_properties(message.properties)
+    except Undecodable:
+        return
+    if info.expiration is not None and expiration_problem(info.expiration) is None:
+        message.ttl = int(info.expiration)
+    message.priority = info.priority or 0
+    if info.headers is not None:
+        routes = header_routes(headers_of(message.properties))
+        message.extra_keys = tuple(decode_str(route) for route in routes)
+
+
 def _decode_table(blob: bytes) -> dict:  # type: ignore[type-arg]
     return Reader(len(blob).to_bytes(4, "big") + blob).table()
 
@@ -69,7 +95,7 @@ def _encode_table(table: dict) -> bytes:  # type: ignore[type-arg]
 Op = tuple[str, tuple[object, ...]]
 INSERT_MESSAGE = (
     "INSERT INTO messages (id, queue, seq, exchange, routing_key, properties, body, delivered, "
-    "delivery_count) VALUES (?,?,?,?,?,?,?,?,?)"
+    "delivery_count, expires_at) VALUES (?,?,?,?,?,?,?,?,?,?)"
 )
 
 
@@ -121,6 +147,10 @@ class DurableStore:
                 if existed and db.execute("SELECT count(*) FROM queues").fetchone()[0]:
                     raise sqlite3.DatabaseError("store has data but no schema version")
                 db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+            elif int(version[0]) == 1:
+                # Version 1 had no message deadlines: nothing stored before could have one.
+                db.execute("ALTER TABLE messages ADD COLUMN expires_at REAL")
+                db.execute("UPDATE meta SET value=? WHERE key='schema'", (str(SCHEMA_VERSION),))
             elif int(version[0]) != SCHEMA_VERSION:
                 raise sqlite3.DatabaseError(f"unknown schema version {version[0]}")
         except sqlite3.Error as exc:
@@ -173,17 +203,24 @@ class DurableStore:
         max_id = 0
         rows = db.execute(
             "SELECT id, queue, seq, exchange, routing_key, properties, body, delivered, "
-            "delivery_count FROM messages ORDER BY queue, seq"
+            "delivery_count, expires_at FROM messages ORDER BY queue, seq"
         )
         returned: list[tuple[int, int]] = []
-        for sid, queue_name, seq, exchange, routing_key, props, body, delivered, count in rows:
+        # Deadlines are stored on the wall clock and kept on the event loop's clock.
+        wall_to_loop = loop_time() - time.time()
+        for row in rows:
+            (sid, queue_name, seq, exchange, routing_key, props, body, delivered, count) = row[:9]
+            expires_at: float | None = row[9]
             max_id = max(max_id, sid)
             queue = vhost.queues.get(queue_name)
             if queue is None:
                 continue
             message = Message(exchange, routing_key, bytes(props), bytes(body), True)
+            _restore_attributes(message)
             entry = Entry(seq, message)
             entry.store_id = sid
+            if expires_at is not None:
+                entry.expires_at = expires_at + wall_to_loop
             if queue.queue_type == "quorum":
                 if delivered:
                     # Checked out when the broker went down: the delivery counts as returned.
@@ -391,6 +428,7 @@ class DurableStore:
         sid = self._next_id
         self._next_id = sid + 1
         entry.store_id = sid
+        expires_at = entry.expires_at
         row = (
             sid,
             queue.name,
@@ -401,6 +439,7 @@ class DurableStore:
             message.body,
             0,
             entry.delivery_count,
+            None if expires_at is None else expires_at - loop_time() + time.time(),
         )
         self._local_inserts[sid] = row
         self._local_ops.append(("insert", (sid,)))

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tui_queue.broker.codec import Table, Typed
+from tui_queue.broker.deadletter import dead_letter_copy, without_cycles
 from tui_queue.broker.errors import (
     AMQPError,
     access_refused,
@@ -27,8 +28,11 @@ from tui_queue.broker.exchanges import (
     Exchange,
     validate_headers_binding,
 )
-from tui_queue.broker.message import headers_of
+from tui_queue.broker.message import Message, headers_of
+from tui_queue.broker.priority import PriorityQueue
+from tui_queue.broker.queue_options import OVERFLOW_KINDS
 from tui_queue.broker.queues import Queue, QuorumQueue
+from tui_queue.broker.reply_to import DirectReplyTo
 
 PREDECLARED_EXCHANGES = (
     ("", "direct"),
@@ -79,6 +83,20 @@ NUMERIC_ARGS = {
     "x-max-priority": 0,
     "x-delivery-limit": 0,
 }
+# The order rabbit_amqqueue:declare_args checks queue arguments in (x-delivery-limit belongs
+# to quorum queues and comes last).
+ARGUMENT_CHECK_ORDER = (
+    "x-expires",
+    "x-message-ttl",
+    "x-dead-letter-exchange",
+    "x-dead-letter-routing-key",
+    "x-max-length",
+    "x-max-length-bytes",
+    "x-max-priority",
+    "x-overflow",
+    "x-single-active-consumer",
+    "x-delivery-limit",
+)
 MAX_PRIORITY = 255
 
 _TYPE_CLASS = {
@@ -124,6 +142,39 @@ def _is_classic(queue_type: Typed | None) -> bool:
     return queue_type is None or queue_type.value in (b"classic", "classic")
 
 
+def _queue_class(queue_type: str, arguments: Table) -> type[Queue]:
+    if queue_type == "quorum":
+        return QuorumQueue
+    max_priority = arguments.get("x-max-priority")
+    if max_priority is not None and max_priority.type in INTEGER_TYPES:
+        return PriorityQueue
+    return Queue
+
+
+def _argument_problem(key: str, value: Typed, arguments: Table) -> str | None:
+    """Why rabbit_amqqueue:declare_args refuses this argument value (as its ~p prints it)."""
+    lowest = NUMERIC_ARGS.get(key)
+    if lowest is not None:
+        if value.type not in INTEGER_TYPES:
+            return f'"expected integer, got {value.type}"'
+        if value.value < 0:
+            return f"{{value_negative,{value.value}}}"
+        if value.value < lowest:
+            return f"{{value_zero,{value.value}}}"
+        if key == "x-max-priority" and value.value > MAX_PRIORITY:
+            return f"{{max_value_exceeded,{value.value}}}"
+        return None
+    if key == "x-single-active-consumer":
+        return None if value.type == "bool" else f"{{unacceptable_type,{value.type}}}"
+    if value.type != "longstr":
+        return f"{{unacceptable_type,{value.type}}}"
+    if key == "x-dead-letter-routing-key" and "x-dead-letter-exchange" not in arguments:
+        return "routing_key_but_no_dlx_defined"
+    if key == "x-overflow" and value.value.decode("utf-8", "replace") not in OVERFLOW_KINDS:
+        return "invalid_overflow"
+    return None
+
+
 class VirtualHost:
     def __init__(self, name: str = "/") -> None:
         self.name = name
@@ -134,6 +185,8 @@ class VirtualHost:
         self.exchanges["amq.rabbitmq.trace"] = Exchange(
             "amq.rabbitmq.trace", "topic", True, False, True, {}
         )
+        # Consumers of amq.rabbitmq.reply-to on their channels.
+        self.reply_to = DirectReplyTo()
         # Set by the durable store to hear about changes worth writing down.
         self.on_queue_created: Callable[[Queue], None] | None = None
         self.on_queue_deleted: Callable[[Queue], None] | None = None
@@ -194,6 +247,13 @@ class VirtualHost:
                 existing, durable, auto_delete, arguments, exclusive_owner
             )
             return existing
+        dead_letter_exchange = arguments.get("x-dead-letter-exchange")
+        if dead_letter_exchange is not None and dead_letter_exchange.type != "longstr":
+            # rabbit_channel checks this one itself, before the queue type and the arguments.
+            raise precondition_failed(
+                f"invalid type '{dead_letter_exchange.type}' for arg 'x-dead-letter-exchange' "
+                f"in {self.describe_queue(name)}"
+            )
         queue_type = self._queue_type(name, arguments)
         self._check_arguments(name, queue_type, arguments)
         if queue_type == "quorum":
@@ -206,18 +266,18 @@ class VirtualHost:
                     raise precondition_failed(
                         f"invalid property '{prop}' for {self.describe_queue(name)}"
                     )
-            queue: Queue = QuorumQueue(self, name, durable, auto_delete, exclusive_owner, arguments)
-        else:
-            queue = Queue(self, name, durable, auto_delete, exclusive_owner, arguments)
+        queue = _queue_class(queue_type, arguments)(
+            self, name, durable, auto_delete, exclusive_owner, arguments
+        )
         self.queues[name] = queue
         if self.on_queue_created is not None:
             self.on_queue_created(queue)
+        queue.started()
         return queue
 
     def restore_queue(self, name: str, kind: str, auto_delete: bool, arguments: Table) -> Queue:
-        """A durable queue read back from the store."""
-        cls = QuorumQueue if kind == "quorum" else Queue
-        queue = cls(self, name, True, auto_delete, None, arguments)
+        """A durable queue read back from the store (its messages follow; then `recovered`)."""
+        queue = _queue_class(kind, arguments)(self, name, True, auto_delete, None, arguments)
         self.queues[name] = queue
         return queue
 
@@ -243,21 +303,13 @@ class VirtualHost:
                     raise precondition_failed(
                         f"invalid arg '{key}' for {where} of queue type rabbit_quorum_queue"
                     )
-        for key, lowest in NUMERIC_ARGS.items():
+        for key in ARGUMENT_CHECK_ORDER:
             value = arguments.get(key)
             if value is None:
                 continue
-            if value.type not in INTEGER_TYPES:
-                reason = f'"expected integer, got {value.type}"'
-            elif value.value < 0:
-                reason = f"{{value_negative,{value.value}}}"
-            elif value.value < lowest:
-                reason = f"{{value_zero,{value.value}}}"
-            elif key == "x-max-priority" and value.value > MAX_PRIORITY:
-                reason = f"{{max_value_exceeded,{value.value}}}"
-            else:
-                continue
-            raise precondition_failed(f"invalid arg '{key}' for {where}: {reason}")
+            reason = _argument_problem(key, value, arguments)
+            if reason is not None:
+                raise precondition_failed(f"invalid arg '{key}' for {where}: {reason}")
 
     def _assert_queue_equivalence(
         self,
@@ -333,6 +385,7 @@ class VirtualHost:
         count = queue.message_count
         del self.queues[queue.name]
         queue.deleted = True
+        queue.stop_timers()
         queue.cancel_all_consumers()
         queue.purge()
         self._remove_bindings_to("queue", queue.name)
@@ -385,6 +438,12 @@ class VirtualHost:
         if exchange is None:
             if name.startswith("amq."):
                 raise access_refused(f"exchange name '{name}' contains reserved prefix 'amq.*'")
+            alternate = arguments.get("alternate-exchange")
+            if alternate is not None and alternate.type != "longstr":
+                raise precondition_failed(
+                    f"invalid type '{alternate.type}' for arg 'alternate-exchange' in "
+                    f"{self.describe_exchange(name)}"
+                )
             exchange = Exchange(name, kind, durable, auto_delete, internal, arguments)
             self.exchanges[name] = exchange
             if self.on_exchange_created is not None:
@@ -514,17 +573,43 @@ class VirtualHost:
 
     # ----------------------------------------------------------------- routing
 
-    def route(self, exchange: Exchange, routing_key: str, properties: bytes) -> list[Queue]:
+    def route(
+        self,
+        exchange: Exchange,
+        routing_key: str,
+        properties: bytes,
+        extra_keys: tuple[str, ...] = (),
+    ) -> list[Queue]:
+        """The queues a message reaches (rabbit_exchange:route): through exchange-to-exchange
+        bindings, each exchange visited once, and to an exchange's alternate-exchange when its
+        own bindings match nothing. `extra_keys` are the CC and BCC routing keys."""
         if exchange.name == "":
-            queue = self.queues.get(routing_key)
-            return [queue] if queue is not None else []
-        headers = headers_of(properties) if exchange.kind == "headers" else None
+            if not extra_keys:
+                queue = self.queues.get(routing_key)
+                return [queue] if queue is not None else []
+            by_name = {}
+            for key in (routing_key, *extra_keys):
+                queue = self.queues.get(key)
+                if queue is not None:
+                    by_name[key] = queue
+            return list(by_name.values())
+        keys = (routing_key, *extra_keys) if extra_keys else None
+        headers: Table | None = None
         found: dict[str, Queue] = {}
         seen = {exchange.name}
         pending = [exchange]
         while pending:
             current = pending.pop()
-            for binding in current.matches(routing_key, headers):
+            if current.kind == "headers" and headers is None:
+                headers = headers_of(properties)
+            matched = False
+            bindings = (
+                current.matches(routing_key, headers)
+                if keys is None
+                else current.matches_any(keys, headers)
+            )
+            for binding in bindings:
+                matched = True
                 if binding.destination_kind == "queue":
                     queue = self.queues.get(binding.destination)
                     if queue is not None:
@@ -534,4 +619,28 @@ class VirtualHost:
                     target = self.exchanges.get(binding.destination)
                     if target is not None:
                         pending.append(target)
+            alternate = current.alternate
+            if not matched and alternate is not None and alternate not in seen:
+                seen.add(alternate)
+                target = self.exchanges.get(alternate)
+                if target is not None:
+                    pending.append(target)
         return list(found.values())
+
+    # ----------------------------------------------------------------- dead-lettering
+
+    def dead_letter(self, queue: Queue, message: Message, reason: str) -> None:
+        """Hand a message that leaves `queue` (rejected, expired, over its length limit) to
+        the queue's dead-letter exchange; without that exchange it is simply gone."""
+        options = queue.options
+        if options is None or options.dead_letter_exchange is None:
+            return
+        exchange = self.exchanges.get(options.dead_letter_exchange)
+        if exchange is None:
+            return
+        copy = dead_letter_copy(
+            message, reason, queue.name, exchange.name, options.dead_letter_routing_key
+        )
+        targets = self.route(exchange, copy.routing_key, copy.properties, copy.extra_keys)
+        for target in without_cycles(copy, reason, targets):
+            target.publish(copy)
