@@ -14,7 +14,6 @@ import pytest
 from tests.support.rabbitmq_node import RabbitMQNode, rabbitmq_installed
 from tui_queue.engine.broker_process import BrokerProcess
 
-
 QUORUM_SETTLE_SECONDS = 2.0
 
 
