@@ -131,20 +131,35 @@ TUTORIAL_TASKS = [
 ]
 
 
+def _alive(process: psutil.Process) -> bool:
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 @pytest.fixture
 def no_stray() -> Iterator[Callable[[QueueLabApp], None]]:
-    """Remember apps; after the test, their threads and broker children must be gone."""
-    apps: list[QueueLabApp] = []
-    pids: list[int] = []
+    """After the test, the threads and child processes its apps started must be gone.
+
+    Compared with what ran before the test: other suites' session-wide brokers (and their
+    output readers) legitimately outlive a test."""
+    threads_before = set(threading.enumerate())
+    children_before = {child.pid for child in psutil.Process().children(recursive=True)}
 
     def track(app: QueueLabApp) -> None:
-        apps.append(app)
+        del app  # nothing to keep: what the app started is found by difference
 
     yield track
-    for app in apps:
-        if app.broker_pid is not None:
-            pids.append(app.broker_pid)
-    for pid in pids:
-        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie"
-    leftovers = [t.name for t in threading.enumerate() if t.name.startswith("tq-")]
+    strays = [
+        child.pid
+        for child in psutil.Process().children(recursive=True)
+        if child.pid not in children_before and _alive(child)
+    ]
+    assert not strays, f"child processes left running: {strays}"
+    leftovers = [
+        thread.name
+        for thread in threading.enumerate()
+        if thread.name.startswith("tq-") and thread not in threads_before
+    ]
     assert not leftovers, f"threads left running: {leftovers}"

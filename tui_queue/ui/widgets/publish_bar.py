@@ -80,7 +80,9 @@ class PublishBar(Horizontal):
 
     def refused(self, body: str, reason: str) -> None:
         """The task was not published: give its text back for correcting, and say why."""
-        self.input.value = body + self.input.value
+        # Not an edit by the person: its Changed message would clear the reason just shown.
+        with self.input.prevent(Input.Changed):
+            self.input.value = body + self.input.value
         self.input.cursor_position = len(body)
         self.show_error(reason)
 
