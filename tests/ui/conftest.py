@@ -138,6 +138,13 @@ def _alive(process: psutil.Process) -> bool:
         return False
 
 
+def _describe(process: psutil.Process) -> str:
+    try:
+        return f"{process.pid} {' '.join(process.cmdline()[:6])}"
+    except psutil.Error:
+        return str(process.pid)
+
+
 @pytest.fixture
 def no_stray() -> Iterator[Callable[[QueueLabApp], None]]:
     """After the test, the threads and child processes its apps started must be gone.
@@ -145,15 +152,16 @@ def no_stray() -> Iterator[Callable[[QueueLabApp], None]]:
     Compared with what ran before the test: other suites' session-wide brokers (and their
     output readers) legitimately outlive a test."""
     threads_before = set(threading.enumerate())
-    children_before = {child.pid for child in psutil.Process().children(recursive=True)}
+    # Direct children only: a RabbitMQ node started earlier spawns helpers of its own at will.
+    children_before = {child.pid for child in psutil.Process().children()}
 
     def track(app: QueueLabApp) -> None:
         del app  # nothing to keep: what the app started is found by difference
 
     yield track
     strays = [
-        child.pid
-        for child in psutil.Process().children(recursive=True)
+        _describe(child)
+        for child in psutil.Process().children()
         if child.pid not in children_before and _alive(child)
     ]
     assert not strays, f"child processes left running: {strays}"

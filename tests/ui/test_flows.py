@@ -108,15 +108,15 @@ async def test_killing_a_busy_worker_redelivers_its_message_to_the_other(no_stra
     no_stray(app)
     async with app.run_test(size=SIZE) as pilot:
         await start(app)
-        # 25 dots: 2.5 s of work, ample for the keys of the kill to land while w1 works.
-        await type_task(pilot, "Long task" + "." * 25)
+        # 40 dots: 4 s of work, ample for the keys of the kill to land while w1 works.
+        await type_task(pilot, "Long task" + "." * 40)
         w1, w2 = view(app, "w1"), view(app, "w2")
         await app.wait_until(lambda: w1.state is WorkerState.WORKING)
         assert "▶ #1 Long task....." in panel_text(app, "w1")
         await pilot.press("escape", "k")
         assert "Kill w1: how should it die?" in screen_text(app)
         await pilot.press("c")
-        await app.wait_until(lambda: at_rest(app, 1, consumers=1), timeout=15)
+        await app.wait_until(lambda: at_rest(app, 1, consumers=1), timeout=25)
         assert w1.state is WorkerState.KILLED and w1.killed_how is KillMode.CRASH
         assert w2.done.total == 1 and w2.redelivered == 1
         w1_text, w2_text = panel_text(app, "w1"), panel_text(app, "w2")
@@ -137,7 +137,9 @@ async def test_auto_ack_kill_counts_the_loss(no_stray) -> None:
         await app.wait_until(lambda: all(v.settings.auto_ack for v in app.model.workers.values()))
         assert "auto-ack: messages count as done when sent" in screen_text(app)
         await pilot.press("t")
-        await type_tasks(pilot, [f"Task {name}.........." for name in "ABCD"])  # 2 s each
+        # 10 s each: w1 must still hold both when the kill lands, however slow a loaded machine
+        # makes the keys before it.
+        await type_tasks(pilot, [f"Task {name}" + "." * 50 for name in "ABCD"])
         w1 = view(app, "w1")
         # w1 holds two tasks (one working, one prefetched): both already gone from the broker.
         # (Which two depends on the order the auto-ack change re-subscribed the consumers.)
