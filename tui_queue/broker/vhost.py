@@ -131,6 +131,17 @@ def _erlang_value(value: Any) -> str:
     return str(value)
 
 
+def _assert_fields_equivalence(where: str, *fields: tuple[str, object, object]) -> None:
+    """A redeclare must repeat each (field, current, received) exactly: 406 on the first that
+    differs, in RabbitMQ's words."""
+    for field, current, received in fields:
+        if current != received:
+            raise precondition_failed(
+                f"inequivalent arg '{field}' for {where}: "
+                f"received '{_erlang_value(received)}' but current is '{_erlang_value(current)}'"
+            )
+
+
 def _describe(typed: Typed | None) -> str:
     if typed is None:
         return "none"
@@ -322,16 +333,11 @@ class VirtualHost:
         if queue.exclusive_owner is not exclusive_owner:
             raise resource_locked(LOCKED_TEXT.format(resource=self.describe_queue(queue.name)))
         where = self.describe_queue(queue.name)
-        for field, current, received in (
+        _assert_fields_equivalence(
+            where,
             ("durable", queue.durable, durable),
             ("auto_delete", queue.auto_delete, auto_delete),
-        ):
-            if current != received:
-                raise precondition_failed(
-                    f"inequivalent arg '{field}' for {where}: "
-                    f"received '{_erlang_value(received)}' but current is "
-                    f"'{_erlang_value(current)}'"
-                )
+        )
         self._assert_args_equivalence(queue.arguments, arguments, where, EQUIVALENCE_ARGS)
 
     @staticmethod
@@ -450,18 +456,13 @@ class VirtualHost:
                 self.on_exchange_created(exchange)
             return exchange
         where = self.describe_exchange(name)
-        for field, current, received in (
+        _assert_fields_equivalence(
+            where,
             ("type", exchange.kind, kind),
             ("durable", exchange.durable, durable),
             ("auto_delete", exchange.auto_delete, auto_delete),
             ("internal", exchange.internal, internal),
-        ):
-            if current != received:
-                raise precondition_failed(
-                    f"inequivalent arg '{field}' for {where}: "
-                    f"received '{_erlang_value(received)}' but current is "
-                    f"'{_erlang_value(current)}'"
-                )
+        )
         self._assert_args_equivalence(exchange.arguments, arguments, where, ("alternate-exchange",))
         return exchange
 

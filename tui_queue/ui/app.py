@@ -48,10 +48,11 @@ from tui_queue.ui.screens.settings import SettingsChoice, SettingsScreen
 from tui_queue.ui.session import LabSession
 from tui_queue.ui.widgets.event_log import EventLog
 from tui_queue.ui.widgets.header import BrokerHeader, header_facts
-from tui_queue.ui.widgets.mode_line import ModeLine, mode_text
+from tui_queue.ui.widgets.mode_line import mode_text
 from tui_queue.ui.widgets.publish_bar import PublishBar
 from tui_queue.ui.widgets.queue_bar import QueueBar
-from tui_queue.ui.widgets.totals import TotalsLine, totals_text
+from tui_queue.ui.widgets.text_line import TextLine
+from tui_queue.ui.widgets.totals import totals_text
 from tui_queue.ui.widgets.worker_grid import WorkerGrid
 from tui_queue.ui.widgets.worker_panel import WorkerPanel
 
@@ -67,8 +68,8 @@ class MainParts:
 
     header: BrokerHeader
     queue_bar: QueueBar
-    totals: TotalsLine
-    mode: ModeLine
+    totals: TextLine
+    mode: TextLine
     grid: WorkerGrid
     log: EventLog
     publish: PublishBar
@@ -154,8 +155,8 @@ class QueueLabApp(App[None]):
         self.parts = MainParts(
             header=BrokerHeader(id="header"),
             queue_bar=QueueBar(show_rates=not options.stable_screen, id="queue-bar"),
-            totals=TotalsLine(id="totals"),
-            mode=ModeLine(id="mode"),
+            totals=TextLine(id="totals"),
+            mode=TextLine(id="mode"),
             grid=WorkerGrid(id="workers"),
             log=EventLog(id="log"),
             publish=PublishBar(cursor_blink=not options.stable_screen, id="publish"),

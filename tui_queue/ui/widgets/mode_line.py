@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from rich.text import Text
-from textual.widgets import Static
 
 from tui_queue.engine import WorkerSettings, describe_mode
 
@@ -26,14 +25,3 @@ def mode_text(
         text.append("no workers: press a to add one", "dim")
     text.append(f"  ·  {seconds_per_dot:g} s per dot", "dim")
     return text
-
-
-class ModeLine(Static):
-    def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id)
-        self._plain = ""
-
-    def show(self, text: Text) -> None:
-        if text.plain != self._plain:
-            self._plain = text.plain
-            self.update(text, layout=False)

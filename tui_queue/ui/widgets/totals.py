@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from rich.text import Text
-from textual.widgets import Static
 
 from tui_queue.engine import LedgerTotals, QueueStats
 
@@ -50,14 +49,3 @@ def totals_text(totals: LedgerTotals | None, stats: QueueStats | None) -> Text:
             text.append("  ·  ", "dim")
             text.append(f"{label} {value:,}", style)
     return text
-
-
-class TotalsLine(Static):
-    def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id)
-        self._plain = ""
-
-    def show(self, text: Text) -> None:
-        if text.plain != self._plain:
-            self._plain = text.plain
-            self.update(text, layout=False)
