@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Self
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
+from textual.geometry import Region
 from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Label
@@ -139,6 +142,9 @@ class WorkerPanel(Vertical):
     """A click selects the worker; commands (kill, revive, pause...) act on the selection.
     Panels take no focus (the grid does): moving the selection then never rebuilds the footer."""
 
+    # A class default: Widget.__init__ refreshes before our __init__ could set it.
+    _frame_only = False
+
     class Selected(Message):
         def __init__(self, worker: str) -> None:
             super().__init__()
@@ -195,17 +201,40 @@ class WorkerPanel(Vertical):
         return self._selected
 
     def mark_selected(self, selected: bool) -> None:
-        """Inline border styles, not a CSS class: a class change would re-style every widget
-        inside the panel, and moving the selection must stay cheap while a flood runs."""
+        """Marked on the top and bottom edges only, and only those two rows repainted.
+
+        A full repaint of a panel re-composites every row of the grid it spans (about 5 ms of
+        the UI thread a panel, and in a flood each ms of it costs several in waits for the
+        GIL); two rows cost next to nothing, so moving the selection stays quick. Inline
+        styles, not a CSS class: a class change would re-style every widget inside."""
         if selected == self._selected:
             return
         self._selected = selected
-        self.border_title = f"▶ {self.worker}" if selected else self.worker
-        if selected:
-            self.styles.border = ("heavy", self.app.theme_variables.get("accent", "orange"))
-        else:
-            for side in ("border_top", "border_right", "border_bottom", "border_left"):
-                self.styles.clear_rule(side)
+        self._frame_only = True
+        try:
+            self.border_title = f"▶ {self.worker}" if selected else self.worker
+            for side in ("border_top", "border_bottom"):
+                if selected:
+                    accent = self.app.theme_variables.get("accent", "orange")
+                    setattr(self.styles, side, ("heavy", accent))
+                else:
+                    self.styles.clear_rule(side)
+        finally:
+            self._frame_only = False
+        self.refresh(*self._top_and_bottom_rows())
+
+    def refresh(self, *regions: Region, **options: bool) -> Self:
+        if self._frame_only:
+            return self  # mark_selected repaints the two rows itself, once both are changed
+        return super().refresh(*regions, **options)
+
+    def _top_and_bottom_rows(self) -> list[Region]:
+        """The border's top and bottom rows, in content coordinates (as refresh takes them)."""
+        width, height = self.outer_size
+        left, top = self.content_offset
+        if height < 2:
+            return []  # not laid out yet: refresh() then repaints it all
+        return [Region(-left, -top, width, 1), Region(-left, height - 1 - top, width, 1)]
 
     def on_click(self) -> None:
         self.post_message(self.Selected(self.worker))
