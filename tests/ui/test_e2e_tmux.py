@@ -92,6 +92,31 @@ def test_a_burst_of_typed_tasks_stays_five_tasks(pane_factory: list[TmuxPane]) -
     assert "EXIT=0" in pane.wait_for(lambda s: "EXIT=" in s, "the app to exit")
 
 
+def column_of(screen: str, character: str) -> int:
+    return next(line.index(character) for line in screen.splitlines() if character in line)
+
+
+def test_moving_the_selection_leaves_one_panel_marked(pane_factory: list[TmuxPane]) -> None:
+    """The selection repaints only the top and bottom border rows of the two panels involved;
+    what the terminal shows (not a fresh render of the screen) must still mark exactly one."""
+    data_dir = tempfile.mkdtemp(prefix="tq-e2e-data-")
+    pane = TmuxPane(f"tui-queue --workers 3 --data-dir {data_dir}")
+    pane_factory.append(pane)
+    pane.wait_for(lambda s: "consumers 3" in s and s.count(" idle ") == 3, "three idle workers")
+    pane.press("Escape")
+    pane.wait_for(lambda s: "k Kill" in s, "the footer to show the keys")
+    for key, selected in (("Right", "w2"), ("Right", "w3"), ("Left", "w2"), ("Left", "w1")):
+        pane.press(key)
+        screen = pane.wait_for(lambda s, w=selected: f"▶ {w} " in s, f"{selected} selected")
+        assert screen.count("▶ w") == 1, screen
+        assert screen.count("┏") == 1 and screen.count("┗") == 1, screen
+        assert column_of(screen, "┏") == column_of(screen, "┗"), screen  # one panel's corners
+        for other in {"w1", "w2", "w3"} - {selected}:
+            assert f"╭─ {other} " in screen, screen
+    pane.press("q")
+    assert "EXIT=0" in pane.wait_for(lambda s: "EXIT=" in s, "the app to exit")
+
+
 def test_unreachable_broker_gives_one_line_and_a_non_zero_exit(
     pane_factory: list[TmuxPane],
 ) -> None:
