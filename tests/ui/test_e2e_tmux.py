@@ -4,8 +4,8 @@ panel, quit; then no process of it is left. And a broker that refuses: one line,
 from __future__ import annotations
 
 import shutil
-import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import psutil
 import pytest
@@ -38,8 +38,10 @@ def broker_children(data_dir: str) -> list[psutil.Process]:
     return found
 
 
-def test_type_a_task_read_it_back_and_quit_cleanly(pane_factory: list[TmuxPane]) -> None:
-    data_dir = tempfile.mkdtemp(prefix="tq-e2e-data-")
+def test_type_a_task_read_it_back_and_quit_cleanly(
+    pane_factory: list[TmuxPane], tmp_path: Path
+) -> None:
+    data_dir = str(tmp_path / "data")
     pane = TmuxPane(f"tui-queue --seconds-per-dot 0.05 --data-dir {data_dir}")
     pane_factory.append(pane)
     pane.wait_for(lambda s: "consumers 2" in s and s.count(" idle ") == 2, "two idle workers")
@@ -73,10 +75,12 @@ TUTORIAL_TASKS = (
 )
 
 
-def test_a_burst_of_typed_tasks_stays_five_tasks(pane_factory: list[TmuxPane]) -> None:
+def test_a_burst_of_typed_tasks_stays_five_tasks(
+    pane_factory: list[TmuxPane], tmp_path: Path
+) -> None:
     """The five tutorial tasks typed faster than the app reads them (one burst of keys, as a
     script or a paste sends them) arrive as five tasks, dealt out round-robin."""
-    data_dir = tempfile.mkdtemp(prefix="tq-e2e-data-")
+    data_dir = str(tmp_path / "data")
     pane = TmuxPane(f"tui-queue --seconds-per-dot 0.02 --data-dir {data_dir}")
     pane_factory.append(pane)
     pane.wait_for(lambda s: "consumers 2" in s and s.count(" idle ") == 2, "two idle workers")
@@ -96,10 +100,12 @@ def column_of(screen: str, character: str) -> int:
     return next(line.index(character) for line in screen.splitlines() if character in line)
 
 
-def test_moving_the_selection_leaves_one_panel_marked(pane_factory: list[TmuxPane]) -> None:
+def test_moving_the_selection_leaves_one_panel_marked(
+    pane_factory: list[TmuxPane], tmp_path: Path
+) -> None:
     """The selection repaints only the top and bottom border rows of the two panels involved;
     what the terminal shows (not a fresh render of the screen) must still mark exactly one."""
-    data_dir = tempfile.mkdtemp(prefix="tq-e2e-data-")
+    data_dir = str(tmp_path / "data")
     pane = TmuxPane(f"tui-queue --workers 3 --data-dir {data_dir}")
     pane_factory.append(pane)
     pane.wait_for(lambda s: "consumers 3" in s and s.count(" idle ") == 3, "three idle workers")
