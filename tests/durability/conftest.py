@@ -41,11 +41,7 @@ class RabbitMQRestartable:
             # write (basic.get times out for good); given a moment first, it can. No event
             # tells when that moment has passed, so this one wait is a sleep.
             time.sleep(QUORUM_SETTLE_SECONDS)
-        if kill:
-            self.node.kill()
-        else:
-            self.node.stop()
-        self.node.start()
+        self.node.restart(kill)
 
 
 @dataclass

@@ -57,11 +57,7 @@ class RabbitMQControl:
         return True
 
     def restart(self, kill: bool) -> None:
-        if kill:
-            self.node.kill()
-        else:
-            self.node.stop()
-        self.node.start()
+        self.node.restart(kill)
 
 
 @dataclass
