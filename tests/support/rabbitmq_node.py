@@ -16,8 +16,11 @@ import subprocess
 import tempfile
 import time
 import urllib.request
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import psutil
 
 SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
 CTL = Path("/usr/lib/rabbitmq/bin/rabbitmqctl")
@@ -140,10 +143,10 @@ class RabbitMQNode:
         raise TimeoutError(f"rabbitmq-server did not start in {timeout}s; see {self.base_dir}")
 
     def restart(self, kill: bool) -> None:
-        """SIGKILL (or stop cleanly) and start again on the same data, and wait until every
-        durable queue the node had is back in its queue table. RabbitMQ can accept clients a
-        moment before the last of them is; a test that asks at once would see a 404 that says
-        nothing about durability."""
+        """SIGKILL (or stop cleanly) and start again on the same data; return once every
+        durable queue the node had is listed again, or after 30 s with a warning that names
+        the missing ones and quotes the node's log. (In full runs RabbitMQ has answered 404
+        for a durable queue right after a SIGKILL restart; the cause is not known yet.)"""
         durable = self.durable_queues()
         if kill:
             self.kill()
@@ -153,6 +156,19 @@ class RabbitMQNode:
         deadline = time.monotonic() + 30
         while not durable <= self.durable_queues() and time.monotonic() < deadline:
             time.sleep(0.2)  # waiting on an external process: no event to await
+        missing = durable - self.durable_queues()
+        if missing:
+            warnings.warn(
+                f"RabbitMQ lost durable queues {sorted(missing)} over a "
+                f"{'SIGKILL' if kill else 'clean'} restart; its log ends:\n{self.log_tail()}",
+                stacklevel=2,
+            )
+
+    def log_tail(self, lines: int = 40) -> str:
+        log = self.base_dir / "log" / f"{self.nodename}.log"
+        if not log.exists():
+            return "(no log)"
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
 
     def durable_queues(self) -> set[str]:
         """Names of the durable queues in vhost / (from the management API)."""
@@ -189,13 +205,20 @@ class RabbitMQNode:
         self.ctl("eval", f"application:set_env({app}, {key}, {value}).")
 
     def kill(self) -> None:
-        """SIGKILL the whole node (Erlang VM and epmd children) as a crash would."""
+        """SIGKILL the whole node (Erlang VM and epmd children) as a crash would, and return
+        once the VM is gone: it is a child of the start script, which dies first, and a node
+        started again on the same data while the old VM still exits is not a restart."""
         if self.process is None:
             return
+        group = self.process.pid  # start_new_session: the script leads its own process group
+        members = _group_members(group)
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
+            os.killpg(group, signal.SIGKILL)
         self.process.wait()
         self.process = None
+        deadline = time.monotonic() + 30
+        while any(_running(member) for member in members) and time.monotonic() < deadline:
+            time.sleep(0.05)  # an exiting process outside our children: nothing to await
 
     def stop(self) -> None:
         if self.process is None:
@@ -213,3 +236,20 @@ class RabbitMQNode:
     def cleanup(self) -> None:
         self.stop()
         shutil.rmtree(self.base_dir, ignore_errors=True)
+
+
+def _group_members(group: int) -> list[psutil.Process]:
+    members = []
+    for process in psutil.process_iter():
+        with contextlib.suppress(psutil.Error, ProcessLookupError):
+            if os.getpgid(process.pid) == group:
+                members.append(process)
+    return members
+
+
+def _running(process: psutil.Process) -> bool:
+    """Alive and not a zombie (an orphan's zombie waits for init, which may be slow to reap)."""
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
