@@ -205,33 +205,39 @@ class RabbitMQNode:
         self.ctl("eval", f"application:set_env({app}, {key}, {value}).")
 
     def kill(self) -> None:
-        """SIGKILL the whole node (Erlang VM and epmd children) as a crash would, and return
-        once the VM is gone: it is a child of the start script, which dies first, and a node
-        started again on the same data while the old VM still exits is not a restart."""
+        """SIGKILL the node (its start script and the Erlang VM) as a crash would."""
         if self.process is None:
             return
-        group = self.process.pid  # start_new_session: the script leads its own process group
-        members = _group_members(group)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(group, signal.SIGKILL)
-        self.process.wait()
-        self.process = None
-        deadline = time.monotonic() + 30
-        while any(_running(member) for member in members) and time.monotonic() < deadline:
-            time.sleep(0.05)  # an exiting process outside our children: nothing to await
+        self._end(signal.SIGKILL)
 
     def stop(self) -> None:
         if self.process is None:
             return
+        self._end(signal.SIGTERM)
+
+    def _end(self, how: signal.Signals) -> None:
+        """Signal the node's process group, and return once the Erlang VM itself is gone: it is
+        a child of the start script, which dies first, and a node started again on the same
+        data while the old VM still exits is not a restart."""
+        assert self.process is not None
+        group = self.process.pid  # start_new_session: the script leads its own process group
+        members = _group_members(group)
         try:
-            os.killpg(self.process.pid, signal.SIGTERM)
+            os.killpg(group, how)
             self.process.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
+            os.killpg(group, signal.SIGKILL)
             self.process.wait()
         except ProcessLookupError:
             pass
         self.process = None
+        deadline = time.monotonic() + 30
+        while any(_running(member) for member in members):
+            if time.monotonic() > deadline:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(group, signal.SIGKILL)
+                raise RuntimeError(f"RabbitMQ node {self.nodename} outlived its end by 30 s")
+            time.sleep(0.05)  # an exiting process outside our children: nothing to await
 
     def cleanup(self) -> None:
         self.stop()

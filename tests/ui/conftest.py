@@ -150,7 +150,8 @@ def no_stray() -> Iterator[Callable[[QueueLabApp], None]]:
     """After the test, the threads and child processes its apps started must be gone.
 
     Compared with what ran before the test: other suites' session-wide brokers (and their
-    output readers) legitimately outlive a test."""
+    output readers) legitimately outlive a test. Calling the fixture with an app is optional;
+    it marks, in the test, which apps the check covers."""
     threads_before = set(threading.enumerate())
     # Direct children only: a RabbitMQ node started earlier spawns helpers of its own at will.
     children_before = {child.pid for child in psutil.Process().children()}

@@ -186,9 +186,11 @@ class QueueLabApp(App[None]):
         self.first_frame_at = time.monotonic()
 
     def on_unmount(self) -> None:
-        self.commands.stop()
-        self.session.stop(include_broker=not self.defer_broker_stop)
-        gc.unfreeze()  # what on_session_ready froze may go now (tests run many apps)
+        try:
+            self.commands.stop()
+            self.session.stop(include_broker=not self.defer_broker_stop)
+        finally:
+            gc.unfreeze()  # what on_session_ready froze may go now (tests run many apps)
 
     def shutdown(self) -> None:
         """Stop and join every thread, and the broker child. Idempotent; any thread but the
@@ -204,9 +206,10 @@ class QueueLabApp(App[None]):
         if self.model.queue_spec is None:
             self.model.queue_spec = message.info.queue
         self.model.queue_revision += 1
-        # What is alive now (Textual, pika, Rich, the widgets) lives as long as the app. Out of
-        # the collector's reach, full collections no longer walk it: in a flood of events they
-        # stopped every thread, the UI's included, for ~100 ms at a time.
+        # What is alive now (Textual, pika, Rich, the widgets) mostly lives as long as the app
+        # (what goes earlier, such as a removed worker's panel, waits for the unfreeze at exit).
+        # Out of the collector's reach, full collections no longer walk it: in a flood of
+        # events they stopped every thread, the UI's included, for ~100 ms at a time.
         gc.collect()
         gc.freeze()
         self._session_up.set()

@@ -142,7 +142,7 @@ class WorkerPanel(Vertical):
     """A click selects the worker; commands (kill, revive, pause...) act on the selection.
     Panels take no focus (the grid does): moving the selection then never rebuilds the footer."""
 
-    # A class default: Widget.__init__ refreshes before our __init__ could set it.
+    # While set, plain repaints are left to mark_selected (a class default: no __init__ needed).
     _frame_only = False
 
     class Selected(Message):
@@ -224,7 +224,7 @@ class WorkerPanel(Vertical):
         self.refresh(*self._top_and_bottom_rows())
 
     def refresh(self, *regions: Region, **options: bool) -> Self:
-        if self._frame_only:
+        if self._frame_only and not (options.get("layout") or options.get("recompose")):
             return self  # mark_selected repaints the two rows itself, once both are changed
         return super().refresh(*regions, **options)
 
