@@ -19,8 +19,11 @@ import urllib.request
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psutil
+
+from tests.support.processes import running
 
 SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
 CTL = Path("/usr/lib/rabbitmq/bin/rabbitmqctl")
@@ -154,9 +157,8 @@ class RabbitMQNode:
             self.stop()
         self.start()
         deadline = time.monotonic() + 30
-        while not durable <= self.durable_queues() and time.monotonic() < deadline:
+        while (missing := durable - self.durable_queues()) and time.monotonic() < deadline:
             time.sleep(0.2)  # waiting on an external process: no event to await
-        missing = durable - self.durable_queues()
         if missing:
             warnings.warn(
                 f"RabbitMQ lost durable queues {sorted(missing)} over a "
@@ -172,18 +174,18 @@ class RabbitMQNode:
 
     def durable_queues(self) -> set[str]:
         """Names of the durable queues in vhost / (from the management API)."""
-        request = urllib.request.Request(
-            f"{self.management_url}/api/queues/%2F?columns=name,durable"
-        )
-        request.add_header("Authorization", "Basic Z3Vlc3Q6Z3Vlc3Q=")  # guest:guest
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with self._management_get("/api/queues/%2F?columns=name,durable", 10) as response:
             return {queue["name"] for queue in json.load(response) if queue["durable"]}
 
-    def _management_ready(self) -> bool:
-        request = urllib.request.Request(f"{self.management_url}/api/overview")
+    def _management_get(self, path: str, timeout: float) -> Any:
+        """An open response from the management API, as guest."""
+        request = urllib.request.Request(f"{self.management_url}{path}")
         request.add_header("Authorization", "Basic Z3Vlc3Q6Z3Vlc3Q=")  # guest:guest
+        return urllib.request.urlopen(request, timeout=timeout)
+
+    def _management_ready(self) -> bool:
         try:
-            with urllib.request.urlopen(request, timeout=1) as response:
+            with self._management_get("/api/overview", 1) as response:
                 return response.status == 200
         except OSError:
             return False
@@ -232,7 +234,7 @@ class RabbitMQNode:
             pass
         self.process = None
         deadline = time.monotonic() + 30
-        while any(_running(member) for member in members):
+        while any(running(member) for member in members):
             if time.monotonic() > deadline:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(group, signal.SIGKILL)
@@ -251,11 +253,3 @@ def _group_members(group: int) -> list[psutil.Process]:
             if os.getpgid(process.pid) == group:
                 members.append(process)
     return members
-
-
-def _running(process: psutil.Process) -> bool:
-    """Alive and not a zombie (an orphan's zombie waits for init, which may be slow to reap)."""
-    try:
-        return process.status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False

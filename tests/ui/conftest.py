@@ -16,6 +16,7 @@ from textual import events
 from textual.keys import _character_to_key
 from textual.pilot import Pilot
 
+from tests.support.processes import running
 from tui_queue.engine import WorkerState
 from tui_queue.ui import LabOptions, QueueLabApp, create_app
 from tui_queue.ui.model import WorkerView
@@ -131,13 +132,6 @@ TUTORIAL_TASKS = [
 ]
 
 
-def _alive(process: psutil.Process) -> bool:
-    try:
-        return process.status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
-
 def _describe(process: psutil.Process) -> str:
     try:
         return f"{process.pid} {' '.join(process.cmdline()[:6])}"
@@ -163,7 +157,7 @@ def no_stray() -> Iterator[Callable[[QueueLabApp], None]]:
     strays = [
         _describe(child)
         for child in psutil.Process().children()
-        if child.pid not in children_before and _alive(child)
+        if child.pid not in children_before and running(child)
     ]
     assert not strays, f"child processes left running: {strays}"
     leftovers = [
