@@ -213,9 +213,9 @@ class WorkerPanel(Vertical):
         self._frame_only = True
         try:
             self.border_title = f"▶ {self.worker}" if selected else self.worker
+            accent = self.app.theme_variables.get("accent", "orange")
             for side in ("border_top", "border_bottom"):
                 if selected:
-                    accent = self.app.theme_variables.get("accent", "orange")
                     setattr(self.styles, side, ("heavy", accent))
                 else:
                     self.styles.clear_rule(side)
