@@ -42,7 +42,9 @@ class Lines:
         return self._lines.get(timeout=timeout)
 
     def join(self) -> None:
-        self._thread.join(10)
+        """Returns once the child's stdout has ended (the child has exited)."""
+        self._thread.join(15)
+        assert not self._thread.is_alive(), "the child's stdout did not end"
 
 
 def test_new_task_and_worker_print_the_tutorials_lines(
@@ -87,8 +89,10 @@ def test_new_task_and_worker_print_the_tutorials_lines(
         assert lines.next() == " [x] Received 'Hello World!'"
     finally:
         worker.send_signal(signal.SIGINT)
-        _out, err = worker.communicate(timeout=15)
+        # The reader owns stdout until its end of file; communicate() after it, or it would
+        # close the pipe under the reader.
         lines.join()
+        _out, err = worker.communicate(timeout=15)
     assert worker.returncode == 0
     assert "Traceback" not in err
 
