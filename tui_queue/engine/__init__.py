@@ -19,6 +19,7 @@ from tui_queue.engine.config import (
 from tui_queue.engine.connect import BrokerConnectError
 from tui_queue.engine.engine import Engine, EngineInfo, QueueMismatch, UnknownWorker
 from tui_queue.engine.events import (
+    PER_MESSAGE_EVENTS,
     BrokerState,
     BrokerStateChanged,
     EngineError,
@@ -43,9 +44,11 @@ from tui_queue.engine.events import (
     WorkerState,
     WorkerStateChanged,
     WorkStarted,
+    events_but_per_message,
 )
 from tui_queue.engine.ledger import InvariantCheck, Ledger, LedgerTotals, WorkerCounts
 from tui_queue.engine.publisher import Published, PublishTicket, TaskTooLarge
+from tui_queue.engine.recent import RecentTask, RecentTasks, RecentView, Settled
 from tui_queue.engine.stats import QueueStats, StatsSource
 from tui_queue.engine.worker import CurrentTask, WorkerSnapshot
 
@@ -77,6 +80,7 @@ __all__ = [
     "MessagePublished",
     "MessageReceived",
     "MessageRequeued",
+    "PER_MESSAGE_EVENTS",
     "PublishOutcome",
     "PublishTicket",
     "Published",
@@ -86,7 +90,11 @@ __all__ = [
     "QueueSpec",
     "QueueStats",
     "QueueType",
+    "RecentTask",
+    "RecentTasks",
+    "RecentView",
     "SettingsError",
+    "Settled",
     "StatsSource",
     "StatsUpdated",
     "Subscription",
@@ -103,5 +111,6 @@ __all__ = [
     "WorkerSnapshot",
     "WorkerState",
     "WorkerStateChanged",
+    "events_but_per_message",
     "describe_mode",
 ]

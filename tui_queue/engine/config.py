@@ -126,9 +126,13 @@ class EngineConfig:
     reconnect_delay: float = 0.2
     reconnect_delay_max: float = 2.0
     connection_name: str = "tui-queue"
+    # How many of its latest tasks each worker keeps for readers (Engine.recent_tasks).
+    recent_length: int = 200
 
     def __post_init__(self) -> None:
         validate_seconds_per_dot(self.seconds_per_dot)
+        if self.recent_length < 1:
+            raise SettingsError("a worker keeps at least one recent task")
         if self.worker_heartbeat is not None and self.worker_heartbeat < 0:
             raise SettingsError("heartbeat must be 0 (off) or a number of seconds")
         if self.stats_interval <= 0:

@@ -40,8 +40,9 @@ from tui_queue.engine.events import (
     WorkerRemoved,
     announce_released,
 )
-from tui_queue.engine.ledger import Ledger, LedgerTotals
+from tui_queue.engine.ledger import Ledger, LedgerTotals, WorkerCounts
 from tui_queue.engine.publisher import Publisher, PublishTicket
+from tui_queue.engine.recent import RecentTasks
 from tui_queue.engine.stats import QueueStats, StatsPoller
 from tui_queue.engine.tasks import HELLO, heavy_light_bodies
 from tui_queue.engine.worker import Worker, WorkerConnection, WorkerSnapshot
@@ -80,6 +81,7 @@ class Engine:
         self._lock = threading.RLock()
         self._queue = config.queue
         self._spd = config.seconds_per_dot
+        self._recent_length = config.recent_length
         self._workers: dict[str, Worker] = {}
         # Removed workers whose thread had not ended within remove_worker's timeout: stop()
         # joins them too, so no thread outlives the engine unnoticed.
@@ -187,6 +189,7 @@ class Engine:
                 self.bus,
                 settings=settings,
                 seconds_per_dot=self._spd,
+                recent_length=self._recent_length,
             )
             self._workers[name] = worker
             # Under the lock, so a concurrent stop() either refuses this worker or joins it;
@@ -216,6 +219,16 @@ class Engine:
     def worker(self, name: str) -> WorkerSnapshot:
         with self._lock:
             return self._worker(name).snapshot()
+
+    def recent_tasks(self, name: str) -> RecentTasks:
+        """The worker's latest tasks, kept by the worker: for readers that skip the per-message
+        events (a dashboard in a flood). Read-only; see engine/recent.py."""
+        with self._lock:
+            return self._worker(name).recent
+
+    def worker_counts(self) -> tuple[WorkerCounts, ...]:
+        """The ledger's exact per-worker counts, one for each worker it has seen."""
+        return self.ledger.all_worker_counts()
 
     def settings(self, name: str) -> WorkerSettings:
         """The worker's settings as last set (its snapshot shows them once applied)."""

@@ -213,6 +213,22 @@ class EngineError(Event):
     message: str
 
 
+# One of each for every message: a reader that shows them one by one subscribes to these; one
+# that reads RecentTasks and the ledger's counts can leave them out, and then none are built.
+PER_MESSAGE_EVENTS: tuple[type[Event], ...] = (
+    MessagePublished,
+    MessageReceived,
+    WorkStarted,
+    WorkDone,
+    MessageAcked,
+)
+
+
+def events_but_per_message() -> tuple[type[Event], ...]:
+    """Every event kind the engine emits except PER_MESSAGE_EVENTS."""
+    return tuple(kind for kind in Event.__subclasses__() if kind not in PER_MESSAGE_EVENTS)
+
+
 Subscriber = Callable[[Event], None]
 E = TypeVar("E", bound=Event)
 
@@ -227,6 +243,10 @@ class Subscription:
 
     def close(self) -> None:
         self._bus.unsubscribe(self)
+
+    def set_kinds(self, kinds: tuple[type[Event], ...] | None) -> None:
+        """Take other kinds from now on (None: every event; an empty tuple: none)."""
+        self._bus.rekind(self, frozenset(kinds) if kinds is not None else None)
 
     def __enter__(self) -> Subscription:
         return self
@@ -261,6 +281,11 @@ class EventBus:
     def unsubscribe(self, subscription: Subscription) -> None:
         with self._lock:
             self._subscriptions = tuple(s for s in self._subscriptions if s is not subscription)
+            self._recount()
+
+    def rekind(self, subscription: Subscription, kinds: frozenset[type[Event]] | None) -> None:
+        with self._lock:
+            subscription.kinds = kinds
             self._recount()
 
     def _recount(self) -> None:

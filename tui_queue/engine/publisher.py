@@ -271,7 +271,7 @@ class Publisher(MailboxThread):
                 self._last_error = ""
             if outcome in (PublishOutcome.RETURNED, PublishOutcome.NACKED, PublishOutcome.FAILED):
                 self._ledger.unsent(seq)
-            if emit or outcome is not PublishOutcome.SENT:
+            if emit or outcome not in (PublishOutcome.SENT, PublishOutcome.CONFIRMED):
                 self._outcome(ticket, message_id, seq, body, persistent, outcome, detail)
             else:
                 ticket._add(Published(message_id, seq, outcome))

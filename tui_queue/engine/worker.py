@@ -56,6 +56,7 @@ from tui_queue.engine.pika_compat import (
     sever,
     undispatched_deliveries,
 )
+from tui_queue.engine.recent import RecentTask, RecentTasks
 from tui_queue.engine.tasks import dots, preview
 
 log = logging.getLogger(__name__)
@@ -107,6 +108,7 @@ class _Delivery:
         "dots",
         "key",
         "message_id",
+        "recent",
         "seq",
         "tag",
         "text",
@@ -120,6 +122,7 @@ class _Delivery:
         message_id: str | None,
         body: bytes,
         auto_ack: bool,
+        recent: RecentTask,
     ) -> None:
         self.tag = tag
         self.key = key
@@ -129,7 +132,8 @@ class _Delivery:
         self.auto_ack = auto_ack
         self.acked = False
         self.dots = dots(body)
-        self.text = preview(body)  # for events and the progress bar; bodies may be 128 MiB
+        self.recent = recent
+        self.text = recent.body  # for events and the progress bar; bodies may be 128 MiB
 
 
 class _Task:
@@ -159,6 +163,7 @@ class Worker(MailboxThread):
         bus: EventBus,
         settings: WorkerSettings | None = None,
         seconds_per_dot: float = 1.0,
+        recent_length: int = 200,
     ) -> None:
         super().__init__(f"tq-worker-{name}")
         self.name = name
@@ -187,6 +192,8 @@ class Worker(MailboxThread):
         self._buffer: deque[_Delivery] = deque()
         self._current: _Task | None = None
         self._state = WorkerState.CONNECTING
+        # Written by the worker thread only; any thread reads it (see engine/recent.py).
+        self.recent = RecentTasks(recent_length)
         # Read by other threads through snapshot().
         self._public_lock = threading.Lock()
         self._public = WorkerSnapshot(name, self._state, self._settings, False, self._spd, None, 0)
@@ -379,6 +386,17 @@ class Worker(MailboxThread):
         auto_ack = self._consuming_auto_ack
         message_id = properties.message_id
         info = self._ledger.delivered(self.name, message_id, method.redelivered, auto_ack)
+        recent = RecentTask(
+            info.key,
+            info.seq,
+            message_id,
+            preview(body),
+            bool(method.redelivered),
+            info.external,
+            auto_ack,
+            info.duplicate_delivery,
+        )
+        self.recent.received(recent)
         if (
             self._inline
             and self._current is None
@@ -386,9 +404,11 @@ class Worker(MailboxThread):
             and not self._paused
             and (self._spd == 0 or b"." not in body)
         ):
-            self._work_now(method, properties, body, auto_ack, info)
+            self._work_now(method, properties, body, auto_ack, info, recent)
             return
-        delivery = _Delivery(method.delivery_tag, info.key, info.seq, message_id, body, auto_ack)
+        delivery = _Delivery(
+            method.delivery_tag, info.key, info.seq, message_id, body, auto_ack, recent
+        )
         self._buffer.append(delivery)
         if self._bus.has_subscribers:
             self._announce(method, properties, info, delivery.text, delivery.dots, auto_ack)
@@ -400,14 +420,14 @@ class Worker(MailboxThread):
         body: bytes,
         auto_ack: bool,
         info: LedgerDelivery,
+        recent: RecentTask,
     ) -> None:
         """A zero-work task while idle: done here, inside pika's dispatch, and acked in the
         callback as a plain pika consumer does; the same books and events as the long way round
         (_start_next, _finish_current), without its objects. Every message of a zero-work flood
         takes this path, so it is kept lean."""
-        text = ""
+        text = recent.body
         if self._bus.has_subscribers:
-            text = preview(body)
             self._announce(method, properties, info, text, dots(body), auto_ack)
         message_id = properties.message_id
         tag = method.delivery_tag
@@ -417,6 +437,7 @@ class Worker(MailboxThread):
             self._ledger.acked(self.name, info.key)
         self._emit_started(message_id, info.seq, text, 0.0, tag, before)
         duplicate = self._book_done(info.key, 0.0, tag if after else None, in_dispatch=True)
+        self.recent.finished(recent, duplicate)
         self._emit_done(message_id, info.seq, text, 0.0, duplicate, tag, after)
 
     def _announce(
@@ -467,6 +488,7 @@ class Worker(MailboxThread):
             delivery.acked = True
             self._ledger.acked(self.name, delivery.key)
         self._current = _Task(delivery, now, now + duration)
+        self.recent.started(delivery.recent, now, duration)
         self._emit_started(
             delivery.message_id, delivery.seq, delivery.text, duration, delivery.tag, before
         )
@@ -487,6 +509,7 @@ class Worker(MailboxThread):
         ack = (before or after) and not delivery.acked
         tag = delivery.tag
         duplicate = self._book_done(delivery.key, busy, tag if ack else None, in_dispatch=False)
+        self.recent.finished(delivery.recent, duplicate)
         self._emit_done(delivery.message_id, delivery.seq, delivery.text, busy, duplicate, tag, ack)
 
     def _ack_plan(self, auto_ack: bool) -> tuple[bool, bool]:
@@ -622,6 +645,7 @@ class Worker(MailboxThread):
                 continue
             channel.basic_nack(delivery_tag=delivery.tag, requeue=True)
             self._ledger.requeued(self.name, delivery.key, reason)
+            self.recent.given_back(delivery.recent)
             self._bus.emit(
                 MessageRequeued(
                     message_id=delivery.message_id,
@@ -727,6 +751,9 @@ class Worker(MailboxThread):
         self._current = None
         self._publish()
         report = self._ledger.worker_died(self.name, reason)
+        self.recent.settle_unfinished(
+            requeued={item.key for item in report.requeued}, lost={item.key for item in report.lost}
+        )
         announce_released(self._bus, report.requeued, report.lost, reason)
         return report
 

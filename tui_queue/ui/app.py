@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
 
 from rich.text import Text
+from textual import events
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.reactive import var
@@ -58,9 +59,12 @@ from tui_queue.ui.widgets.worker_grid import WorkerGrid
 from tui_queue.ui.widgets.worker_panel import WorkerPanel
 
 REFRESH_HZ = 15
-# More engine events than this between two ticks is a flood: see QueueLabApp._draw.
-FLOOD_EVENTS_PER_TICK = 100
-FLOOD_FRAME_INTERVAL = 0.25
+# More deliveries plus finishes than this between two ticks (about 400 tasks a second) is a
+# flood: see QueueLabApp._draw.
+FLOOD_TASKS_PER_TICK = 50
+FLOOD_FRAME_INTERVAL = 0.5
+# In a flood, no panel frame this soon after a key or a click: the input's own frame goes first.
+INPUT_FIRST = 0.06
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,10 +148,12 @@ class QueueLabApp(App[None]):
         self._drawn_revision = -1
         self._drawn_layout = -1
         self._drawn_queue = -1
-        self._drawn_log = -1
+        self._drawn_log: tuple[int, bool] | None = None
         self._panel_turn = 0
-        self._events_at_tick = 0
+        self._activity_at_tick = 0
+        self._flooding = False
         self._flood_frame_at = 0.0
+        self._input_at = 0.0
         # Set by the CLI: the broker child is then stopped after the terminal is restored (a
         # clean broker stop takes about a second; the screen need not hang meanwhile).
         self.defer_broker_stop = False
@@ -198,6 +204,11 @@ class QueueLabApp(App[None]):
         self.commands.stop()
         self.session.stop()
 
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.InputEvent) and not event.is_forwarded:
+            self._input_at = time.monotonic()
+        await super().on_event(event)
+
     # --- from threads -------------------------------------------------------------------------
 
     def on_session_ready(self, message: SessionReady) -> None:
@@ -247,21 +258,33 @@ class QueueLabApp(App[None]):
     # --- drawing ------------------------------------------------------------------------------
 
     def _draw(self) -> None:
-        """The refresh tick: take the events no notice announced, then push what changed in the
-        model to the widgets.
+        """The refresh tick: take the events no notice announced and the ledger's counts, then
+        push what changed in the model to the widgets (each panel with its worker's recent
+        tasks).
 
-        In a flood (more than FLOOD_EVENTS_PER_TICK events since the last tick) the screen is
-        redrawn only every FLOOD_FRAME_INTERVAL, one worker panel per frame in turn: each frame
-        costs the UI thread (and the GIL, which the workers need) little, and a key press never
-        waits behind a long frame. Once the flood ends, the next tick draws everything."""
+        In a flood (more than FLOOD_TASKS_PER_TICK deliveries and finishes since the last tick,
+        until it falls under half of that) the screen is redrawn only every
+        FLOOD_FRAME_INTERVAL, one worker panel per frame in turn, never within INPUT_FIRST of a
+        key or click, and per-message events stop (the engine builds none; the event log misses
+        them): each frame costs the UI thread (and the GIL, which the workers need) little, and
+        a key press never waits behind a long frame. Once the flood ends, the next tick draws
+        everything."""
         if self.return_code is not None:
             return  # exiting: the widgets may be half taken down already
         self._take_events()
         model = self.model
+        engine = self.engine_or_none(quiet=True)
+        if engine is not None:
+            model.set_counts(engine.worker_counts())
         now = time.monotonic()
-        flooding = self.bridge.received - self._events_at_tick > FLOOD_EVENTS_PER_TICK
-        self._events_at_tick = self.bridge.received
-        if flooding and now - self._flood_frame_at < FLOOD_FRAME_INTERVAL:
+        activity = model.activity()
+        threshold = FLOOD_TASKS_PER_TICK // 2 if self._flooding else FLOOD_TASKS_PER_TICK
+        flooding = self._flooding = activity - self._activity_at_tick > threshold
+        self._activity_at_tick = activity
+        self.session.follow_each_message(not flooding)
+        if flooding and (
+            now - self._flood_frame_at < FLOOD_FRAME_INTERVAL or now - self._input_at < INPUT_FIRST
+        ):
             self._signal_change()  # the model moved on: waiters re-check (nothing drawn)
             return
         self._flood_frame_at = now if flooding else 0.0
@@ -272,7 +295,7 @@ class QueueLabApp(App[None]):
             if self.selected not in model.workers:
                 self.selected = next(iter(model.workers), None)
             self._mark_selected()
-        self._draw_panels(now, one_in_turn=flooding)
+        self._draw_panels(engine, now, one_in_turn=flooding)
         if model.queue_revision != self._drawn_queue and self.info is not None:
             self._drawn_queue = model.queue_revision
             spec = model.queue_spec or self.info.queue
@@ -287,24 +310,39 @@ class QueueLabApp(App[None]):
             self.parts.queue_bar.show(model.queue_stats, model.backlog)
             self.parts.totals.show(totals_text(model.totals, model.queue_stats))
         self.parts.mode.show(self._mode_text())
-        if self.show_log and model.log_total != self._drawn_log:
-            self._drawn_log = model.log_total
-            self.parts.log.show(model.log, model.log_total)
+        if self.show_log and (model.log_total, flooding) != self._drawn_log:
+            self._drawn_log = (model.log_total, flooding)
+            self.parts.log.show(model.log, model.log_total, each_message=not flooding)
         for severity, text in model.take_notices():
             self.notify(text, severity="error" if severity == "error" else "information")
         if not flooding and model.revision != self._drawn_revision:
             self._drawn_revision = model.revision
         self._signal_change()
 
-    def _draw_panels(self, now: float, one_in_turn: bool) -> None:
+    def _draw_panels(self, engine: Engine | None, now: float, one_in_turn: bool) -> None:
         panels = [panel for panel in self.parts.grid.panels if panel.is_mounted]
         if one_in_turn and panels:
             self._panel_turn = (self._panel_turn + 1) % len(panels)
             panels = [panels[self._panel_turn]]
+        if engine is not None:
+            for panel in panels:
+                self._sync_tasks(engine, panel.worker)
+            # Counted after the lists were read (the worker books a task before it lists it),
+            # so a total is never below the rows under it.
+            self.model.set_counts(engine.worker_counts())
         for panel in panels:
             view = self.model.workers.get(panel.worker)
             if view is not None:
                 panel.show(view, now)
+
+    def _sync_tasks(self, engine: Engine, worker: str) -> None:
+        try:
+            recent = engine.recent_tasks(worker)
+        except UnknownWorker:
+            return  # removed: its panel goes at the next layout
+        view = self.model.workers.get(worker)
+        if view is not None and view.tasks_version != recent.version:
+            self.model.sync_tasks(worker, recent.view())
 
     def _mode_text(self) -> Text:
         model = self.model
@@ -349,8 +387,12 @@ class QueueLabApp(App[None]):
         await asyncio.wait_for(self._session_up.wait(), timeout)
 
     def watch_selected(self, _old: str | None, _new: str | None) -> None:
-        self._mark_selected()
+        # The new mark now, the old one in the next frame: the compositor repaints everything
+        # between the rows of one frame's changes, and one row alone is cheap (a quick key).
         panel = self.parts.grid.panel(self.selected or "")
+        if panel is not None:
+            panel.mark_selected(True)
+        self.call_after_refresh(self._mark_selected)
         if panel is not None:
             self.parts.grid.scroll_to_widget(panel, animate=False)
         self._signal_change()
@@ -363,7 +405,7 @@ class QueueLabApp(App[None]):
         log = self.parts.log
         log.display = shown
         if shown:
-            self._drawn_log = self.model.log_total
+            self._drawn_log = None  # the next tick says whether a flood is on
             log.show(self.model.log, self.model.log_total)
         self._signal_change()
 
@@ -371,7 +413,10 @@ class QueueLabApp(App[None]):
 
     def engine_or_none(self, quiet: bool = False) -> Engine | None:
         if self.session.started:
-            return self.session.engine
+            try:
+                return self.session.engine
+            except RuntimeError:  # stopped by another thread (shutdown) just now
+                pass
         if not quiet:
             self.notify("still starting: one moment", severity="warning", timeout=2)
         return None

@@ -1,14 +1,19 @@
-"""What the dashboard shows, folded from engine events on the UI thread. No Textual in here.
+"""What the dashboard shows, on the UI thread. No Textual in here.
 
-Widgets read this model at the refresh tick; nothing else writes it. Lists are bounded (the last
-`list_length` entries) while every total beside them counts each event exactly, so a flood costs
-memory in proportion to the list length, not to the number of messages.
+Three sources feed it: engine events (workers, states, settings, queue, broker, errors; requeues
+and losses mark list entries), each worker's recent tasks (`sync_tasks`: the Received and Done
+lists and the current task), and the ledger's per-worker counts (`set_counts`: every total and
+counter). The app pulls the last two at the refresh tick, so a flood of messages costs the
+model a copy of a few bounded lists per frame, not a fold of every event; lists are bounded (the
+last `list_length` entries) and the totals beside them exact.
+
+Widgets read this model at the refresh tick; nothing else writes it.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -20,26 +25,23 @@ from tui_queue.engine import (
     Event,
     KillMode,
     LedgerTotals,
-    MessageAcked,
     MessageLost,
-    MessagePublished,
-    MessageReceived,
     MessageRequeued,
-    PublishOutcome,
     QueuePurged,
     QueueRedeclared,
     QueueSpec,
     QueueStats,
+    RecentTask,
+    RecentView,
     StatsUpdated,
-    WorkDone,
     WorkerAdded,
+    WorkerCounts,
     WorkerKilled,
     WorkerRemoved,
     WorkerSettings,
     WorkerSettingsChanged,
     WorkerState,
     WorkerStateChanged,
-    WorkStarted,
 )
 
 BACKLOG_SAMPLES = 120
@@ -77,33 +79,19 @@ class TaskLog:
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.entries: deque[TaskEntry] = deque()
-        self.total = 0
+        self.total = 0  # from the ledger's counts: every entry ever, not only those kept
         self._by_id: dict[str, TaskEntry] = {}
 
-    def add(self, entry: TaskEntry) -> None:
-        self.entries.append(entry)
-        self.total += 1
-        if entry.message_id is not None:
-            self._by_id[entry.message_id] = entry
-        if len(self.entries) > self.limit:
-            old = self.entries.popleft()
-            if old.message_id is not None and self._by_id.get(old.message_id) is old:
-                del self._by_id[old.message_id]
+    def reset(self, entries: Sequence[TaskEntry]) -> None:
+        """The entries now on the list (the last `limit` kept); the total is left as it is."""
+        kept = entries[-self.limit :]
+        self.entries = deque(kept)
+        self._by_id = {entry.message_id: entry for entry in kept if entry.message_id is not None}
 
     def find(self, message_id: str | None) -> TaskEntry | None:
         if message_id is None:
             return None
         return self._by_id.get(message_id)
-
-    def first_with(self, status: Status, message_id: str | None) -> TaskEntry | None:
-        """The oldest entry in `status` with this id (None matches messages without one)."""
-        if message_id is not None:
-            entry = self._by_id.get(message_id)
-            return entry if entry is not None and entry.status is status else None
-        for entry in self.entries:
-            if entry.message_id is None and entry.status is status:
-                return entry
-        return None
 
     def __iter__(self) -> Iterator[TaskEntry]:
         return iter(self.entries)
@@ -137,6 +125,10 @@ class WorkerView:
     killed_how: KillMode | None = None
     states_seen: set[WorkerState] = field(default_factory=set)
     revision: int = 0
+    # The entry shown for each of the worker's recent tasks, and the tasks' version last synced.
+    entries_by_task: dict[RecentTask, TaskEntry] = field(default_factory=dict)
+    tasks_version: int = -1
+    counts: WorkerCounts | None = None
 
     def received_seqs(self) -> list[int | None]:
         return [entry.seq for entry in self.received]
@@ -154,19 +146,14 @@ class LabModel:
         self.broker_detail = ""
         self.log: deque[Event] = deque(maxlen=LOG_LENGTH)
         self.log_total = 0
-        self.published = 0
-        self.publish_failures = 0
         self.notices: list[tuple[str, str]] = []  # (severity, text) for the app to show once
         # Bumped on any change; `layout_revision` only when workers come or go.
         self.revision = 0
         self.layout_revision = 0
         self.queue_revision = 0
+        # Per-message events (published, received, started, done, acked) only go to the log:
+        # the lists and counters come from sync_tasks and set_counts.
         self._handlers: dict[type[Event], Callable[[Any], None]] = {
-            MessageReceived: self._received,
-            WorkStarted: self._started,
-            WorkDone: self._done,
-            MessageAcked: self._acked,
-            MessagePublished: self._published,
             MessageRequeued: self._requeued,
             MessageLost: self._lost,
             StatsUpdated: self._stats,
@@ -182,17 +169,10 @@ class LabModel:
         }
 
     def apply(self, event: Event) -> None:
-        handler = self._handlers.get(type(event))
-        if handler is None:
-            return
-        handler(event)
-        self.revision += 1
-        if not isinstance(event, StatsUpdated):
-            self.log.append(event)
-            self.log_total += 1
+        self.apply_all([event])
 
     def apply_all(self, events: list[Event]) -> None:
-        """apply() for a batch, with the per-event work kept to the handler (floods)."""
+        """Fold a batch of events in, and log all but the stats."""
         handlers = self._handlers
         for event in events:
             handler = handlers.get(type(event))
@@ -245,7 +225,7 @@ class LabModel:
         view.reason = event.reason
         view.states_seen.add(event.state)
         if event.state in _GONE:
-            self._drop_held(view)
+            view.current = None  # what it held, the worker settled before it said so
         elif event.state is not WorkerState.HUNG:
             view.killed_how = None
 
@@ -256,95 +236,87 @@ class LabModel:
         view = self._view(event.worker)
         view.killed_how = event.mode
 
-    def _drop_held(self, view: WorkerView) -> None:
-        """The worker's connection is gone; anything still marked held (messages without our id,
-        which requeue/lost events cannot name) went back to the queue or, if in hand, was lost."""
-        view.current = None
-        for entry in view.received:
-            if entry.status in (Status.WAITING, Status.WORKING):
-                entry.status = Status.LOST if entry.auto_ack else Status.REQUEUED
-
     # --- messages -----------------------------------------------------------------------------
 
-    def _received(self, event: MessageReceived) -> None:
-        view = self._view(event.worker)
-        view.received.add(
-            TaskEntry(
-                seq=event.seq,
-                message_id=event.message_id,
-                body=event.body,
-                redelivered=event.redelivered,
-                external=event.external,
-                auto_ack=event.auto_ack,
-                duplicate=event.duplicate_delivery,
-            )
-        )
-        if event.redelivered:
-            view.redelivered += 1
+    def sync_tasks(self, name: str, recent: RecentView) -> None:
+        """The worker's recent tasks as its lists and current task, and its planned work."""
+        view = self.workers.get(name) or self._add_view(name, WorkerSettings())
+        if recent.version == view.tasks_version:
+            return
+        view.tasks_version = recent.version
+        view.work_seconds = recent.planned_work
+        known = view.entries_by_task
+        shown: dict[RecentTask, TaskEntry] = {}
 
-    def _started(self, event: WorkStarted) -> None:
-        view = self._view(event.worker)
-        entry = view.received.first_with(Status.WAITING, event.message_id)
-        if entry is None:  # scrolled out of the bounded list: keep showing the work anyway
-            entry = TaskEntry(seq=event.seq, message_id=event.message_id, body=event.body)
-        entry.status = Status.WORKING
-        entry.work = event.duration
-        view.current = CurrentWork(entry, event.at, event.duration)
+        def entry_for(task: RecentTask) -> TaskEntry:
+            entry = shown.get(task) or known.get(task)
+            if entry is None:
+                entry = TaskEntry(
+                    seq=task.seq,
+                    message_id=task.message_id,
+                    body=task.body,
+                    redelivered=task.redelivered,
+                    external=task.external,
+                    auto_ack=task.auto_ack,
+                )
+            entry.duplicate = task.duplicate
+            entry.work = task.duration
+            entry.status = _status(task, entry.status)
+            shown[task] = entry
+            return entry
 
-    def _done(self, event: WorkDone) -> None:
-        view = self._view(event.worker)
-        current = view.current
-        if current is not None and current.entry.message_id == event.message_id:
-            entry: TaskEntry | None = current.entry
-            view.current = None
-        else:
-            entry = view.received.first_with(Status.WORKING, event.message_id)
-        if entry is None:
-            entry = TaskEntry(
-                seq=event.seq,
-                message_id=event.message_id,
-                body=event.body,
-                external=event.seq is None,
-            )
-        # One entry in both lists: a message costs the model one object, not two.
-        entry.status = Status.DONE
-        entry.duplicate = entry.duplicate or event.duplicate
-        view.done.add(entry)
-        if event.duplicate:
-            view.duplicates += 1
-        view.work_seconds += entry.work
+        view.received.reset([entry_for(task) for task in recent.received])
+        view.done.reset([entry_for(task) for task in recent.finished])
+        current = recent.current
+        view.current = None
+        if current is not None and current.started_at is not None:
+            entry = entry_for(current)
+            if entry.status is Status.WORKING and view.state not in _GONE:
+                view.current = CurrentWork(entry, current.started_at, current.duration)
+        view.entries_by_task = shown
+        view.revision += 1
+        self.revision += 1
 
-    def _acked(self, event: MessageAcked) -> None:
-        self._view(event.worker).acked += 1
+    def set_counts(self, counts: Iterable[WorkerCounts]) -> None:
+        """The ledger's exact per-worker counts: every total and counter a panel shows."""
+        for count in counts:
+            view = self.workers.get(count.worker)
+            if view is None or view.counts == count:
+                continue
+            view.counts = count
+            view.received.total = count.received
+            view.done.total = count.done
+            view.acked = count.acked
+            view.redelivered = count.redelivered
+            view.requeued = count.requeued
+            view.lost = count.lost
+            view.duplicates = count.duplicates
+            view.revision += 1
+            self.revision += 1
+
+    def activity(self) -> int:
+        """Deliveries plus finishes so far, by the last counts: how busy the workers are."""
+        return sum(view.received.total + view.done.total for view in self.workers.values())
 
     def _requeued(self, event: MessageRequeued) -> None:
-        view = self._view(event.worker)
-        view.requeued += 1
-        entry = view.received.find(event.message_id)
-        if entry is not None and entry.status in (Status.WAITING, Status.WORKING):
-            entry.status = Status.REQUEUED
-        self._forget_current(view, event.message_id)
+        self._mark_hung(event.worker, event.message_id, Status.REQUEUED)
 
     def _lost(self, event: MessageLost) -> None:
-        if event.worker is None:  # the broker lost it (restart without durability), or a purge
+        if event.worker is not None:  # None: the broker lost it (a restart), or a purge
+            self._mark_hung(event.worker, event.message_id, Status.LOST)
+
+    def _mark_hung(self, worker: str, message_id: str | None, status: Status) -> None:
+        """A hung worker's message went elsewhere: the worker, hung, cannot say so itself
+        until it is revived or dropped (then it settles its own tasks, which counts more)."""
+        view = self.workers.get(worker)
+        if view is None or view.state is not WorkerState.HUNG:
             return
-        view = self._view(event.worker)
-        view.lost += 1
-        entry = view.received.find(event.message_id)
-        if entry is not None:
-            entry.status = Status.LOST
-        self._forget_current(view, event.message_id)
-
-    def _forget_current(self, view: WorkerView, message_id: str | None) -> None:
-        if view.current is not None and view.current.entry.message_id == message_id:
+        entry = view.received.find(message_id)
+        if entry is not None and entry.status in (Status.WAITING, Status.WORKING):
+            entry.status = status
+            view.revision += 1
+        if view.current is not None and view.current.entry is entry:
             view.current = None
-
-    def _published(self, event: MessagePublished) -> None:
-        if event.outcome in (PublishOutcome.SENT, PublishOutcome.CONFIRMED):
-            self.published += 1
-        else:
-            self.publish_failures += 1
-            self.notices.append(("error", f"publish {event.outcome.value}: {event.detail}"))
 
     # --- queue and broker ---------------------------------------------------------------------
 
@@ -379,3 +351,15 @@ class LabModel:
         """The settings every worker shares, or None when they differ (or there is no worker)."""
         settings = {view.settings for view in self.workers.values()}
         return settings.pop() if len(settings) == 1 else None
+
+
+def _status(task: RecentTask, shown: Status) -> Status:
+    """Where a recent task stands; a requeue or loss an event marked on a hung worker stands
+    until the worker settles the task itself (or finishes it after all)."""
+    if task.finished:
+        return Status.DONE
+    if task.settled is not None:
+        return Status(task.settled.value)
+    if shown in (Status.REQUEUED, Status.LOST):
+        return shown
+    return Status.WAITING if task.started_at is None else Status.WORKING

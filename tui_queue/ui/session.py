@@ -24,6 +24,7 @@ from tui_queue.engine import (
     WorkerSettings,
     WorkerState,
     WorkerStateChanged,
+    events_but_per_message,
 )
 from tui_queue.engine.broker_process import BrokerProcess, BrokerStartError
 from tui_queue.ui.options import TUTORIAL_PORT, LabOptions
@@ -53,6 +54,9 @@ class LabSession:
         self._broker: BrokerProcess | None = None
         self._engine: Engine | None = None
         self._subscription: Subscription | None = None
+        # Per-message events feed the event log only; in a flood the app turns them off (the
+        # panels read the workers' recent tasks and the ledger's counts in any case).
+        self._each_message = True
 
     @property
     def engine(self) -> Engine:
@@ -105,13 +109,14 @@ class LabSession:
                     worker_heartbeat=self.options.heartbeat,
                     max_body_bytes=self.options.max_task_bytes,
                     connection_name="tui-queue",
+                    recent_length=self.options.list_length,
                 ),
                 control=self._broker,
             )
             with self._lock:
                 self._check_open()
                 # Subscribed before anything starts, so the dashboard sees every worker arrive.
-                self._subscription = engine.bus.subscribe(self._subscriber)
+                self._subscription = engine.bus.subscribe(self._subscriber, self._kinds())
                 self._engine = engine
             engine.start()
             self._attach_workers(engine)
@@ -167,6 +172,19 @@ class LabSession:
     def _check_open(self) -> None:
         if self._closing.is_set():
             raise _Closed
+
+    def follow_each_message(self, follow: bool) -> None:
+        """Whether the subscriber takes the per-message events (the engine builds none when
+        nobody does). UI thread; takes effect at once, or at start."""
+        with self._lock:
+            if follow == self._each_message:
+                return
+            self._each_message = follow
+            if self._subscription is not None:
+                self._subscription.set_kinds(self._kinds())
+
+    def _kinds(self) -> tuple[type[Event], ...] | None:
+        return None if self._each_message else events_but_per_message()
 
     # --- stop ---------------------------------------------------------------------------------
 

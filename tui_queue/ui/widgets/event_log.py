@@ -116,10 +116,13 @@ class EventLog(Widget):
         super().__init__(id=id)
         self._events: Sequence[Event] = ()
         self._total = 0
+        self._each_message = True
 
-    def show(self, events: Sequence[Event], total: int) -> None:
+    def show(self, events: Sequence[Event], total: int, each_message: bool = True) -> None:
+        """`each_message` False: per-message events are off (a flood), and the title says so."""
         self._events = events
         self._total = total
+        self._each_message = each_message
         self.refresh()
 
     def render(self) -> Text:
@@ -128,6 +131,8 @@ class EventLog(Widget):
         title = Text(no_wrap=True)
         title.append("Event log ", "bold")
         title.append(f"{self._total:,} events", "dim")
+        if not self._each_message:
+            title.append("   a flood: no line per message until it ends", "yellow")
         title.append("   l hides it", "dim")
         count = min(shown, len(self._events))
         recent = [self._events[-count + index] for index in range(count)] if count else []

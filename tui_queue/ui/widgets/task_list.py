@@ -92,8 +92,11 @@ class TaskList(Widget):
         title = Text(no_wrap=True, overflow="ellipsis")
         title.append(f"{self.title} ", "bold")
         title.append(f"{self._total:,}", "bold cyan")
-        if self._total > len(entries):
-            title.append(f"  last {len(entries)}", "dim")
+        scope = f"  last {len(entries)}"
+        # The total always; how many are listed only if it fits (a line never wraps).
+        if self._total > len(entries) and len(title) + len(scope) <= width:
+            title.append(scope, "dim")
+        title.truncate(width, overflow="ellipsis")
         return [title] + [entry_line(entry, width, self.in_done_list) for entry in entries]
 
     def render(self) -> Text:

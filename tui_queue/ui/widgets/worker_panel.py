@@ -201,12 +201,14 @@ class WorkerPanel(Vertical):
         return self._selected
 
     def mark_selected(self, selected: bool) -> None:
-        """Marked on the top and bottom edges only, and only those two rows repainted.
+        """Marked on the top edge only, and only that row repainted.
 
         A full repaint of a panel re-composites every row of the grid it spans (about 5 ms of
         the UI thread a panel, and in a flood each ms of it costs several in waits for the
-        GIL); two rows cost next to nothing, so moving the selection stays quick. Inline
-        styles, not a CSS class: a class change would re-style every widget inside."""
+        GIL); one row costs next to nothing, so moving the selection stays quick. (The
+        compositor repaints everything between the rows changed in one frame: the app unmarks
+        the old panel a frame later.) Inline styles, not a CSS class: a class change would
+        re-style every widget inside."""
         if selected == self._selected:
             return
         self._selected = selected
@@ -214,27 +216,26 @@ class WorkerPanel(Vertical):
         try:
             self.border_title = f"▶ {self.worker}" if selected else self.worker
             accent = self.app.theme_variables.get("accent", "orange")
-            for side in ("border_top", "border_bottom"):
-                if selected:
-                    setattr(self.styles, side, ("heavy", accent))
-                else:
-                    self.styles.clear_rule(side)
+            if selected:
+                self.styles.border_top = ("heavy", accent)
+            else:
+                self.styles.clear_rule("border_top")
         finally:
             self._frame_only = False
-        self.refresh(*self._top_and_bottom_rows())
+        self.refresh(*self._top_row())
 
     def refresh(self, *regions: Region, **options: bool) -> Self:
         if self._frame_only and not (options.get("layout") or options.get("recompose")):
-            return self  # mark_selected repaints the two rows itself, once both are changed
+            return self  # mark_selected repaints the top row itself, once it is changed
         return super().refresh(*regions, **options)
 
-    def _top_and_bottom_rows(self) -> list[Region]:
-        """The border's top and bottom rows, in content coordinates (as refresh takes them)."""
+    def _top_row(self) -> list[Region]:
+        """The border's top row, in content coordinates (as refresh takes them)."""
         width, height = self.outer_size
         left, top = self.content_offset
         if height < 2:
             return []  # not laid out yet: refresh() then repaints it all
-        return [Region(-left, -top, width, 1), Region(-left, height - 1 - top, width, 1)]
+        return [Region(-left, -top, width, 1)]
 
     def on_click(self) -> None:
         self.post_message(self.Selected(self.worker))
