@@ -264,7 +264,7 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument(
-        "--rounds", type=int, default=4, help="app runs, each between two engine runs"
+        "--rounds", type=int, default=6, help="app runs, each between two engine runs"
     )
     args = parser.parse_args()
 

@@ -233,7 +233,7 @@ class Publisher(MailboxThread):
     def _send(self, bodies: list[bytes], persistent: bool, ticket: PublishTicket) -> None:
         properties_mode = 2 if persistent else 1
         queue = self._queue_spec().name
-        emit = self._bus.wants(MessagePublished)
+        bus = self._bus
         for index, body in enumerate(bodies):
             try:
                 channel = self._publishing_channel()
@@ -271,7 +271,9 @@ class Publisher(MailboxThread):
                 self._last_error = ""
             if outcome in (PublishOutcome.RETURNED, PublishOutcome.NACKED, PublishOutcome.FAILED):
                 self._ledger.unsent(seq)
-            if emit or outcome not in (PublishOutcome.SENT, PublishOutcome.CONFIRMED):
+            # Asked per message: a dashboard in a flood stops wanting them mid-batch.
+            wanted = bus.wants(MessagePublished)
+            if wanted or outcome not in (PublishOutcome.SENT, PublishOutcome.CONFIRMED):
                 self._outcome(ticket, message_id, seq, body, persistent, outcome, detail)
             else:
                 ticket._add(Published(message_id, seq, outcome))
