@@ -324,7 +324,8 @@ def test_recent_tasks_follow_each_delivery_and_settle_as_the_books_do(harness: H
     h = harness(seconds_per_dot=0.2, recent_length=3)
     a = h.add(WorkerSettings(prefetch=2, ack_timing=AckTiming.BEFORE_WORK))
     h.engine.publish(["one", "two", "three", "four"])  # zero work: done inside the delivery
-    h.wait(lambda: h.engine.totals().done == 4, "four zero-work tasks done")
+    # WorkDone comes after the worker's record is updated (the ledger's count comes before).
+    h.events.wait_event(WorkDone, lambda e: e.body == "four")
     recent = h.engine.recent_tasks(a)
     tasks = recent.view().received
     assert [t.body for t in tasks] == ["two", "three", "four"]  # the last three only
@@ -349,14 +350,15 @@ def test_recent_tasks_follow_each_delivery_and_settle_as_the_books_do(harness: H
 def test_recent_tasks_keep_the_task_at_work_behind_a_deep_prefetch(harness: Harness) -> None:
     """Auto-ack pushes the whole backlog at once: more deliveries than the worker lists. The
     task at work and the last finished are kept apart, so neither scrolls out behind them."""
-    h = harness(seconds_per_dot=0.1, recent_length=3)
+    h = harness(seconds_per_dot=0.5, recent_length=3)
     a = h.add(WorkerSettings(auto_ack=True))
-    h.engine.publish([f"task {n}." for n in range(1, 9)])  # 0.1 s each
+    h.engine.publish([f"task {n}." for n in range(1, 9)])  # 0.5 s each
+    h.events.wait_event(WorkStarted, lambda e: e.body == "task 1.")
     h.wait(lambda: h.engine.ledger.held_by(a) == 8, "all eight pushed to a")
     recent = h.engine.recent_tasks(a).view()
     assert [t.body for t in recent.received] == ["task 6.", "task 7.", "task 8."]
     assert recent.current is not None and recent.current.body == "task 1."
-    h.wait(lambda: h.engine.totals().done == 8, "all eight done")
+    h.events.wait_event(WorkDone, lambda e: e.body == "task 8.", timeout=20)
     recent = h.engine.recent_tasks(a).view()
     assert [t.body for t in recent.finished] == ["task 6.", "task 7.", "task 8."]
-    assert recent.current is None and recent.planned_work == pytest.approx(0.8)
+    assert recent.current is None and recent.planned_work == pytest.approx(4.0)

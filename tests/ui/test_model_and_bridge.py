@@ -185,16 +185,26 @@ def test_the_lists_keep_the_last_entries_and_the_counts_stay_exact() -> None:
     assert model.activity() == 5_999
 
 
-def test_messages_of_other_publishers_show_as_their_worker_settled_them() -> None:
+def test_a_worker_that_loses_its_connection_stops_showing_a_task_at_work_at_once() -> None:
+    """Until the next sync, the state event alone clears the task at work; the statuses come
+    from the worker's own settling (messages of other publishers included: no message id)."""
     model = LabModel()
-    kept, in_hand = task(None), task(None, auto_ack=True)
-    kept.settled, in_hand.settled = Settled.REQUEUED, Settled.LOST
-    model.sync_tasks("w1", seen((kept, in_hand), 1))
+    kept, in_hand, at_work = task(None), task(None, auto_ack=True), task(4)
+    at_work.started_at, at_work.duration = 5.0, 3.0
+    model.sync_tasks("w1", seen((kept, in_hand, at_work), 1))
+    view = model.workers["w1"]
+    assert view.current is not None and view.current.entry.seq == 4
     model.apply(WorkerStateChanged(worker="w1", state=WorkerState.RECONNECTING, reason="lost"))
-    statuses = [e.status for e in model.workers["w1"].received]
-    assert statuses == [Status.REQUEUED, Status.LOST]
-    assert all(e.external for e in model.workers["w1"].received)
-    assert WorkerState.RECONNECTING in model.workers["w1"].states_seen
+    assert view.current is None
+    kept.settled, in_hand.settled, at_work.settled = (
+        Settled.REQUEUED,
+        Settled.LOST,
+        Settled.REQUEUED,
+    )
+    model.sync_tasks("w1", seen((kept, in_hand, at_work), 2))
+    assert [e.status for e in view.received] == [Status.REQUEUED, Status.LOST, Status.REQUEUED]
+    assert [e.external for e in view.received] == [True, True, False]
+    assert view.current is None and WorkerState.RECONNECTING in view.states_seen
 
 
 class CountingTarget:

@@ -272,7 +272,7 @@ class EventBus:
     def subscribe(
         self, callback: Subscriber, kinds: tuple[type[Event], ...] | None = None
     ) -> Subscription:
-        subscription = Subscription(self, callback, frozenset(kinds) if kinds else None)
+        subscription = Subscription(self, callback, frozenset(kinds) if kinds is not None else None)
         with self._lock:
             self._subscriptions = (*self._subscriptions, subscription)
             self._recount()
@@ -303,7 +303,8 @@ class EventBus:
     def emit(self, event: Event) -> None:
         kind = type(event)
         for subscription in self._subscriptions:
-            if subscription.kinds is not None and kind not in subscription.kinds:
+            kinds = subscription.kinds  # read once: set_kinds may change it meanwhile
+            if kinds is not None and kind not in kinds:
                 continue
             try:
                 subscription.callback(event)

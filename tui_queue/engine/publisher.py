@@ -261,8 +261,10 @@ class Publisher(MailboxThread):
                 )
             except pika.exceptions.UnroutableError:
                 outcome, detail = PublishOutcome.RETURNED, "unroutable: no queue took it"
+                self._report(f"publish returned: {detail}")
             except pika.exceptions.NackError:
                 outcome, detail = PublishOutcome.NACKED, "the broker refused it (basic.nack)"
+                self._report(f"publish nacked: {detail}")
             except LINK_ERRORS as error:
                 self._drop_connection()
                 outcome, detail = PublishOutcome.FAILED, one_line(error)

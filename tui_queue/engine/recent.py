@@ -5,10 +5,11 @@ reader (it must fold them). A dashboard in a flood of thousands of tasks a secon
 last few dozen of each worker and exact totals (the ledger has those): it reads `RecentTasks`
 when it draws, and the worker pays one small object and an append or two per message.
 
-Only the worker's thread writes. Other threads read `view()`: the version first, then copies of
-the deques (retried if a garbage collection in the middle of a copy let the worker append), so
-everything the version counts is in the copy. Each field of a RecentTask is a single attribute
-read: a reader sees a task before or after a change, never torn.
+Only the worker's thread writes, and it bumps the version after each change. Other threads read
+`view()`: the version first, then copies of the deques (retried if a garbage collection in the
+middle of a copy let the worker append), so everything the version counts is in the copy. Each
+field is a single attribute read, so a reader may see one field of a task before a change and
+another after it; the change bumped the version, so the next read sees it whole.
 """
 
 from __future__ import annotations

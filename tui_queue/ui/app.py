@@ -1,9 +1,10 @@
 """The dashboard: a Textual app over the engine, built by `create_app` for the CLI and tests alike.
 
 Threads never touch a widget. Engine events reach the UI thread through the EventBridge (a posted
-message after a quiet spell, else the refresh tick takes them), are folded into the LabModel, and
-the refresh tick draws the model's changes. Blocking engine calls run on the CommandRunner's
-thread. Quitting stops and joins all of it, and the broker child with it.
+message after a quiet spell, else the refresh tick takes them) and are folded into the LabModel;
+the refresh tick also reads each worker's recent tasks and the ledger's counts into it (the
+panels' lists and totals), then draws the model's changes. Blocking engine calls run on the
+CommandRunner's thread. Quitting stops and joins all of it, and the broker child with it.
 """
 
 from __future__ import annotations
@@ -205,7 +206,8 @@ class QueueLabApp(App[None]):
         self.session.stop()
 
     async def on_event(self, event: events.Event) -> None:
-        if isinstance(event, events.InputEvent) and not event.is_forwarded:
+        # A key or a click, not a mouse passing over: that would hold flood frames off.
+        if isinstance(event, (events.Key, events.MouseDown)) and not event.is_forwarded:
             self._input_at = time.monotonic()
         await super().on_event(event)
 
@@ -336,12 +338,18 @@ class QueueLabApp(App[None]):
                 panel.show(view, now)
 
     def _sync_tasks(self, engine: Engine, worker: str) -> None:
-        try:
-            recent = engine.recent_tasks(worker)
-        except UnknownWorker:
-            return  # removed: its panel goes at the next layout
         view = self.model.workers.get(worker)
-        if view is not None and view.tasks_version != recent.version:
+        if view is None:
+            return
+        recent = view.tasks_source
+        if recent is None:
+            try:
+                # Kept on the view: a worker being removed (it settles its tasks as it stops)
+                # is no longer the engine's, yet its panel stays until WorkerRemoved.
+                recent = view.tasks_source = engine.recent_tasks(worker)
+            except UnknownWorker:
+                return
+        if view.tasks_version != recent.version:
             self.model.sync_tasks(worker, recent.view())
 
     def _mode_text(self) -> Text:

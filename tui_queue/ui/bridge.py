@@ -3,8 +3,9 @@
 The engine calls `EventBridge` on its own threads. Each event goes into an inbox. The first event
 after a quiet spell posts a message to the app (`post_message`, Textual's thread-safe door), so a
 lone event is on screen at once. Within `quiet` seconds of the last hand-over nothing is posted:
-the app's refresh tick takes those, so a flood of 5,000 events a second costs the engine threads
-an append each, not a wake-up of the UI thread per burst (each wake-up is a fight for the GIL).
+the app's refresh tick takes those, so a burst of events costs the engine threads an append
+each, not a wake-up of the UI thread per event (each wake-up is a fight for the GIL). (In a
+flood of messages the app takes no per-message events at all: see QueueLabApp._draw.)
 The UI thread takes the inbox in slices, so input keeps its turn in the app's queue.
 """
 

@@ -32,6 +32,7 @@ from tui_queue.engine import (
     QueueSpec,
     QueueStats,
     RecentTask,
+    RecentTasks,
     RecentView,
     StatsUpdated,
     WorkerAdded,
@@ -127,6 +128,7 @@ class WorkerView:
     revision: int = 0
     # The entry shown for each of the worker's recent tasks, and the tasks' version last synced.
     entries_by_task: dict[RecentTask, TaskEntry] = field(default_factory=dict)
+    tasks_source: RecentTasks | None = None  # the worker's, read at each tick (the app's)
     tasks_version: int = -1
     counts: WorkerCounts | None = None
 
@@ -271,7 +273,7 @@ class LabModel:
         view.current = None
         if current is not None and current.started_at is not None:
             entry = entry_for(current)
-            if entry.status is Status.WORKING and view.state not in _GONE:
+            if entry.status is Status.WORKING:  # the worker drops it when its connection goes
                 view.current = CurrentWork(entry, current.started_at, current.duration)
         view.entries_by_task = shown
         view.revision += 1
