@@ -65,9 +65,17 @@ def at_rest(app: QueueLabApp, published: int, consumers: int = 2) -> bool:
 
 
 async def start(app: QueueLabApp, workers: int = 2) -> None:
-    """The broker up, the workers idle and the broker counting them as consumers."""
+    """The broker up, the workers idle and the broker counting them as consumers, and every
+    worker's panel laid out on screen (a panel is mounted a moment before it has a place)."""
     await app.wait_ready()
-    await app.wait_until(lambda: all_idle(app, workers) and consumers(app) == workers)
+    await app.wait_until(
+        lambda: all_idle(app, workers) and consumers(app) == workers and panels_placed(app)
+    )
+
+
+def panels_placed(app: QueueLabApp) -> bool:
+    panels = app.parts.grid.panels
+    return len(panels) == len(app.model.workers) and all(p.region.area > 0 for p in panels)
 
 
 def consumers(app: QueueLabApp) -> int | None:
