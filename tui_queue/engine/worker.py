@@ -111,7 +111,6 @@ class _Delivery:
         "recent",
         "seq",
         "tag",
-        "text",
     )
 
     def __init__(
@@ -132,8 +131,7 @@ class _Delivery:
         self.auto_ack = auto_ack
         self.acked = False
         self.dots = dots(body)
-        self.recent = recent
-        self.text = recent.body  # for events and the progress bar; bodies may be 128 MiB
+        self.recent = recent  # its body preview serves events and the progress bar
 
 
 class _Task:
@@ -411,7 +409,7 @@ class Worker(MailboxThread):
         )
         self._buffer.append(delivery)
         if self._bus.has_subscribers:
-            self._announce(method, properties, info, delivery.text, delivery.dots, auto_ack)
+            self._announce(method, properties, info, delivery.recent.body, delivery.dots, auto_ack)
 
     def _work_now(
         self,
@@ -490,7 +488,7 @@ class Worker(MailboxThread):
         self._current = _Task(delivery, now, now + duration)
         self.recent.started(delivery.recent, now, duration)
         self._emit_started(
-            delivery.message_id, delivery.seq, delivery.text, duration, delivery.tag, before
+            delivery.message_id, delivery.seq, delivery.recent.body, duration, delivery.tag, before
         )
         if duration > 0:
             self._publish()  # for the progress bar; zero-work tasks skip it to keep throughput
@@ -510,7 +508,9 @@ class Worker(MailboxThread):
         tag = delivery.tag
         duplicate = self._book_done(delivery.key, busy, tag if ack else None, in_dispatch=False)
         self.recent.finished(delivery.recent, duplicate)
-        self._emit_done(delivery.message_id, delivery.seq, delivery.text, busy, duplicate, tag, ack)
+        self._emit_done(
+            delivery.message_id, delivery.seq, delivery.recent.body, busy, duplicate, tag, ack
+        )
 
     def _ack_plan(self, auto_ack: bool) -> tuple[bool, bool]:
         """(ack before the work, ack after it) for a delivery, under the settings of now."""
@@ -789,7 +789,7 @@ class Worker(MailboxThread):
         if task is not None and task.deadline > task.started:  # zero-work tasks are not shown
             delivery = task.delivery
             duration = task.deadline - task.started
-            current = CurrentTask(delivery.message_id, delivery.text, task.started, duration)
+            current = CurrentTask(delivery.message_id, delivery.recent.body, task.started, duration)
         snapshot = WorkerSnapshot(
             name=self.name,
             state=self._state,
