@@ -117,11 +117,6 @@ class WorkerView:
     state: WorkerState = WorkerState.CONNECTING
     reason: str = ""
     current: CurrentWork | None = None
-    acked: int = 0
-    redelivered: int = 0
-    requeued: int = 0
-    lost: int = 0
-    duplicates: int = 0
     work_seconds: float = 0.0  # planned work (dots x seconds per dot) of the tasks it finished
     killed_how: KillMode | None = None
     states_seen: set[WorkerState] = field(default_factory=set)
@@ -130,7 +125,27 @@ class WorkerView:
     entries_by_task: dict[RecentTask, TaskEntry] = field(default_factory=dict)
     tasks_source: RecentTasks | None = None  # the worker's, read at each tick (the app's)
     tasks_version: int = -1
-    counts: WorkerCounts | None = None
+    counts: WorkerCounts | None = None  # the ledger's, as last read: the counters below
+
+    @property
+    def acked(self) -> int:
+        return self.counts.acked if self.counts else 0
+
+    @property
+    def redelivered(self) -> int:
+        return self.counts.redelivered if self.counts else 0
+
+    @property
+    def requeued(self) -> int:
+        return self.counts.requeued if self.counts else 0
+
+    @property
+    def lost(self) -> int:
+        return self.counts.lost if self.counts else 0
+
+    @property
+    def duplicates(self) -> int:
+        return self.counts.duplicates if self.counts else 0
 
     def received_seqs(self) -> list[int | None]:
         return [entry.seq for entry in self.received]
@@ -288,11 +303,6 @@ class LabModel:
             view.counts = count
             view.received.total = count.received
             view.done.total = count.done
-            view.acked = count.acked
-            view.redelivered = count.redelivered
-            view.requeued = count.requeued
-            view.lost = count.lost
-            view.duplicates = count.duplicates
             view.revision += 1
             self.revision += 1
 
