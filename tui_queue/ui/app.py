@@ -400,9 +400,8 @@ class QueueLabApp(App[None]):
         panel = self.parts.grid.panel(self.selected or "")
         if panel is not None:
             panel.mark_selected(True)
-        self.call_after_refresh(self._mark_selected)
-        if panel is not None:
             self.parts.grid.scroll_to_widget(panel, animate=False)
+        self.call_after_refresh(self._mark_selected)
         self._signal_change()
 
     def _mark_selected(self) -> None:
