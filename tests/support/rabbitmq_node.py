@@ -162,15 +162,32 @@ class RabbitMQNode:
         if missing:
             warnings.warn(
                 f"RabbitMQ lost durable queues {sorted(missing)} over a "
-                f"{'SIGKILL' if kill else 'clean'} restart; its log ends:\n{self.log_tail()}",
+                f"{'SIGKILL' if kill else 'clean'} restart; its log of the restart:\n"
+                f"{self.restart_log(missing)}",
                 stacklevel=2,
             )
 
-    def log_tail(self, lines: int = 40) -> str:
+    def restart_log(self, queues: set[str], lines: int = 60) -> str:
+        """What the node logged about `queues`, and what its last boot said about queues,
+        recovery, Mnesia, warnings and errors (without the channel errors that clients
+        retrying a missing queue fill the log with)."""
         log = self.base_dir / "log" / f"{self.nodename}.log"
         if not log.exists():
             return "(no log)"
-        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+        text = log.read_text(errors="replace").splitlines()
+        about = [line for line in text if any(queue in line for queue in queues)]
+        about = [line for line in about if "channel exception" not in line][:20]
+        boots = [index for index, line in enumerate(text) if "Starting RabbitMQ" in line]
+        since = text[boots[-1] if boots else 0 :]
+        noise = ("Channel error on connection", "caused a channel exception")
+        telling = ("queue", "recover", "mnesia", "[error]", "[warning]", "crash")
+        boot = [
+            line
+            for line in since
+            if any(word in line.lower() for word in telling)
+            and not any(part in line for part in noise)
+        ][:lines]
+        return "\n".join(["-- lines naming the queues --", *about, "-- the last boot --", *boot])
 
     def durable_queues(self) -> set[str]:
         """Names of the durable queues in vhost / (from the management API)."""
